@@ -1,0 +1,44 @@
+# signalhooks — `make test` and `make demo` set everything up on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+PORT ?= 8000
+
+.PHONY: help venv check-redis test lint bench demo clean
+
+help:
+	@echo "make test   - create .venv, install, run the whole suite (100% branch coverage)"
+	@echo "make lint   - ruff and mypy --strict"
+	@echo "make demo   - set up and serve the sample project on http://127.0.0.1:$(PORT)/"
+	@echo "make bench  - run the benchmark suite and write benchmarks/results/REPORT.md"
+	@echo "Variables: PYTHON=python3.12  DATABASE_URL=postgres://...  REDIS_URL=redis://..."
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: '$(PYTHON)' not found. Install Python 3.11+ or pass PYTHON=/path/to/python3." >&2; exit 2; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: signalhooks needs Python 3.11 or newer; '$(PYTHON)' is older. Pass PYTHON=python3.12 or similar." >&2; exit 2; }
+	@if [ -x $(PY) ] && ! $(PY) -c 'import sys' >/dev/null 2>&1; then rm -rf $(VENV); fi
+	@if [ -x $(PY) ] && [ "$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')" ]; then echo "Python changed: recreating $(VENV)"; rm -rf $(VENV); fi
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,lint,bench]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+venv: $(STAMP)
+
+check-redis:
+	@if [ -z "$$REDIS_URL" ] && ! command -v redis-server >/dev/null 2>&1; then \
+	  echo "error: the tests need Redis. Install a redis-server binary (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis)" >&2; \
+	  echo "       or point REDIS_URL at a Redis the suite may use (it only touches its own key prefix)." >&2; exit 2; fi
+
+test: venv check-redis
+	$(PY) -m pytest --cov --cov-report=term-missing --benchmark-disable -W error $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy src tests/typing_check.py
+
+clean:
+	rm -rf $(VENV) build .coverage htmlcov .mypy_cache .ruff_cache

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.core import checks
+from django.utils.module_loading import autodiscover_modules
+
+
+class SignalHooksConfig(AppConfig):
+    name = "signalhooks"
+    verbose_name = "signalhooks"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks as signalhooks_checks
+        from .conf import conf
+        from .registry import registry
+
+        checks.register(signalhooks_checks.check_hooks)
+        registry.setup()
+        if conf.AUTODISCOVER:
+            autodiscover_modules("hooks")

@@ -1,0 +1,66 @@
+"""The ``SIGNALHOOKS`` setting: one dict, a default for every key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+DEFAULTS: dict[str, Any] = {
+    # Import every installed app's ``hooks`` module on start-up.
+    "AUTODISCOVER": True,
+    # Cache alias used by ``invalidate()`` and ``cached()`` when none is given.
+    "CACHE": "default",
+    # How many failed invalidations to keep for the next flush (per cache alias).
+    "RETRY_LIMIT": 10_000,
+    # Send the built-in welcome mail on ``user_registered``.
+    "WELCOME_MAIL": True,
+    # Sender address of the welcome mail; ``None`` means DEFAULT_FROM_EMAIL.
+    "WELCOME_MAIL_FROM": None,
+    # Django 6.1+ ``MAILERS`` alias for the welcome mail; ``None`` means the default.
+    "MAILER": None,
+    # Site name shown in the welcome mail; ``None`` means the current Site or "our site".
+    "SITE_NAME": None,
+}
+
+
+class Settings:
+    """Read ``settings.SIGNALHOOKS`` merged over the defaults, cached until it changes."""
+
+    def __init__(self) -> None:
+        self._merged: dict[str, Any] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        merged = self._merged
+        if merged is None:
+            merged = self._merged = self._load()
+        try:
+            return merged[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def _load(self) -> dict[str, Any]:
+        user: dict[str, Any] = getattr(settings, "SIGNALHOOKS", {}) or {}
+        unknown = sorted(set(user) - set(DEFAULTS))
+        if unknown:
+            from django.core.exceptions import ImproperlyConfigured
+
+            raise ImproperlyConfigured(
+                f"SIGNALHOOKS has unknown key(s) {', '.join(map(repr, unknown))}; "
+                f"valid keys are {', '.join(sorted(DEFAULTS))}."
+            )
+        return {**DEFAULTS, **user}
+
+    def reset(self) -> None:
+        self._merged = None
+
+
+conf = Settings()
+
+
+@receiver(setting_changed, dispatch_uid="signalhooks.conf.reset")
+def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
+    if setting == "SIGNALHOOKS":
+        conf.reset()

@@ -1,0 +1,282 @@
+"""The decorators: ``pre_save``, ``post_save``, ``pre_delete``, ``post_delete``.
+
+Plus ``track()``, ``changes()`` and ``muted()``. Every argument is checked here,
+at decoration time, so a mistake fails at import rather than on some later save.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from contextvars import Token
+from types import TracebackType
+from typing import Any, TypeVar
+
+from asgiref.sync import iscoroutinefunction
+from django.apps import apps
+from django.db.models import Model
+
+from .registry import ALL, Event, Hook, ModelRef, muted_targets, registry
+from .tracking import find_field
+
+F = TypeVar("F", bound=Callable[..., Any])
+Fields = str | Iterable[str] | None
+
+
+def _senders(decorator: str, senders: tuple[ModelRef, ...]) -> tuple[ModelRef, ...]:
+    if not senders:
+        raise TypeError(
+            f"@{decorator}() needs at least one model: @{decorator}(Article) or "
+            f'@{decorator}("blog.Article").'
+        )
+    for sender in senders:
+        if isinstance(sender, str):
+            if sender.count(".") != 1:
+                raise TypeError(
+                    f"@{decorator}({sender!r}): a lazy sender is written "
+                    f'"app_label.ModelName", e.g. "auth.User".'
+                )
+        elif not (isinstance(sender, type) and issubclass(sender, Model)):
+            raise TypeError(
+                f"@{decorator}({sender!r}): {sender!r} is not a Django model. "
+                f'Pass a model class or an "app_label.ModelName" string.'
+            )
+        elif sender._meta.abstract:
+            raise TypeError(
+                f"@{decorator}({sender.__name__}): {sender.__name__} is abstract and never "
+                "sends signals. Hook its concrete subclasses instead."
+            )
+    return senders
+
+
+def _fields(decorator: str, senders: tuple[ModelRef, ...], changed: Fields) -> frozenset[str]:
+    names = frozenset([changed] if isinstance(changed, str) else changed or ())
+    for sender in senders:
+        if isinstance(sender, str):
+            continue  # checked when the lazy sender resolves
+        for name in sorted(names):
+            if find_field(sender, name) is None:
+                valid = ", ".join(f.name for f in sender._meta.concrete_fields)
+                raise ValueError(
+                    f"@{decorator}({sender.__name__}, changed={name!r}): "
+                    f"{sender._meta.label} has no field {name!r}. "
+                    f"Use one of its concrete fields: {valid}."
+                )
+    return names
+
+
+def _register(
+    event: Event,
+    senders: tuple[ModelRef, ...],
+    func: Callable[..., Any],
+    **options: Any,
+) -> None:
+    if not callable(func):
+        raise TypeError(f"@{event.value}(...) decorates a function, not {func!r}.")
+    for sender in senders:
+        registry.add(Hook(func=func, event=event, sender=sender, **options))
+
+
+def pre_save(
+    *senders: ModelRef,
+    changed: Fields = None,
+    when: Callable[[Any], bool] | None = None,
+    raw: bool = False,
+    priority: int = 0,
+    on_commit: bool = False,
+) -> Callable[[F], F]:
+    """Run the decorated function before instances of ``senders`` are saved."""
+    senders = _senders("pre_save", senders)
+    if on_commit:
+        raise TypeError(
+            "@pre_save(..., on_commit=True): a pre_save hook runs before the row is "
+            "written, so it cannot wait for the commit. Use @post_save(..., on_commit=True)."
+        )
+    names = _fields("pre_save", senders, changed)
+
+    def decorator(func: F) -> F:
+        _register(
+            Event.PRE_SAVE, senders, func, changed=names, when=when, raw=raw, priority=priority
+        )
+        return func
+
+    return decorator
+
+
+def post_save(
+    *senders: ModelRef,
+    created: bool | None = None,
+    changed: Fields = None,
+    when: Callable[[Any], bool] | None = None,
+    on_commit: bool = False,
+    raw: bool = False,
+    priority: int = 0,
+) -> Callable[[F], F]:
+    """Run the decorated function after instances of ``senders`` are saved."""
+    senders = _senders("post_save", senders)
+    names = _fields("post_save", senders, changed)
+    if created is not None and not isinstance(created, bool):
+        raise TypeError(f"@post_save(created={created!r}): use True, False or None.")
+
+    def decorator(func: F) -> F:
+        _register(
+            Event.POST_SAVE,
+            senders,
+            func,
+            created=created,
+            changed=names,
+            when=when,
+            on_commit=on_commit,
+            raw=raw,
+            priority=priority,
+        )
+        return func
+
+    return decorator
+
+
+def _delete_hook(
+    event: Event,
+    senders: tuple[ModelRef, ...],
+    when: Callable[[Any], bool] | None,
+    on_commit: bool,
+    priority: int,
+    refused: dict[str, Any],
+) -> Callable[[F], F]:
+    senders = _senders(event.value, senders)
+    for name, value in refused.items():
+        if value is not None:
+            raise TypeError(
+                f"@{event.value}(..., {name}={value!r}): delete hooks take no {name}=; "
+                f"a deleted row is neither created nor changed. Use when= to filter."
+            )
+    if on_commit and event is Event.PRE_DELETE:
+        raise TypeError(
+            "@pre_delete(..., on_commit=True): a pre_delete hook runs before the row is "
+            "deleted, so it cannot wait for the commit. Use @post_delete(..., on_commit=True)."
+        )
+
+    def decorator(func: F) -> F:
+        _register(event, senders, func, when=when, on_commit=on_commit, priority=priority)
+        return func
+
+    return decorator
+
+
+def pre_delete(
+    *senders: ModelRef,
+    when: Callable[[Any], bool] | None = None,
+    priority: int = 0,
+    on_commit: bool = False,
+    created: bool | None = None,
+    changed: Fields = None,
+) -> Callable[[F], F]:
+    """Run the decorated function before instances of ``senders`` are deleted."""
+    return _delete_hook(
+        Event.PRE_DELETE,
+        senders,
+        when,
+        on_commit,
+        priority,
+        {"created": created, "changed": changed},
+    )
+
+
+def post_delete(
+    *senders: ModelRef,
+    when: Callable[[Any], bool] | None = None,
+    on_commit: bool = False,
+    priority: int = 0,
+    created: bool | None = None,
+    changed: Fields = None,
+) -> Callable[[F], F]:
+    """Run the decorated function after instances of ``senders`` are deleted."""
+    return _delete_hook(
+        Event.POST_DELETE,
+        senders,
+        when,
+        on_commit,
+        priority,
+        {"created": created, "changed": changed},
+    )
+
+
+def track(model: ModelRef, *fields: str) -> None:
+    """Track ``fields`` of ``model`` so :func:`changes` reports them."""
+    (model,) = _senders("track", (model,))
+    if not fields:
+        raise TypeError(f"track({model!r}): name the fields to track, e.g. track(Article, 'title').")
+    _fields("track", (model,), fields)
+    registry.track(model, fields)
+
+
+def changes(instance: Model) -> Mapping[str, tuple[Any, Any]]:
+    """Return ``{field: (old, new)}`` for the tracked fields of ``instance`` that differ now."""
+    tracker = registry.tracker(type(instance))
+    if tracker is None:
+        raise ValueError(
+            f"changes(): no field of {type(instance)._meta.label} is tracked. "
+            f"Call track({type(instance).__name__}, 'field', ...) or use a changed= hook."
+        )
+    return tracker.changes(instance, adding=instance._state.adding)
+
+
+class muted:  # noqa: N801 - used like a function, as contextlib's helpers are
+    """Silence user hooks inside a block or a decorated function.
+
+    ``muted()`` silences every user hook; ``muted(Article, notify_author)`` only
+    the hooks of those models and those hook functions. Cache rules, counters and
+    the user-lifecycle signals keep running. The state is context-local, so other
+    threads and asyncio tasks are not affected.
+    """
+
+    def __init__(self, *targets: ModelRef | Callable[..., Any]) -> None:
+        self._targets = targets
+        self._tokens: list[Token[frozenset[Any] | None]] = []
+
+    def _resolve(self) -> frozenset[Any]:
+        if not self._targets:
+            return ALL
+        resolved: set[Any] = set()
+        for target in self._targets:
+            if isinstance(target, str):
+                resolved.add(apps.get_model(target))
+            elif callable(target):
+                resolved.add(target)
+            else:
+                raise TypeError(
+                    f"muted({target!r}): pass models, 'app_label.Model' strings or hook functions."
+                )
+        return frozenset(resolved)
+
+    def __enter__(self) -> None:
+        current = muted_targets.get()
+        new = self._resolve()
+        if current is not None:
+            new = ALL if current is ALL or new is ALL else current | new
+        self._tokens.append(muted_targets.set(new))
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        muted_targets.reset(self._tokens.pop())
+
+    def __call__(self, func: F) -> F:
+        if iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with muted(*self._targets):
+                    return await func(*args, **kwargs)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with muted(*self._targets):
+                return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]

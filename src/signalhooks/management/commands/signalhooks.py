@@ -1,0 +1,82 @@
+"""``manage.py signalhooks``: list every hook, rule and counter per model."""
+
+from __future__ import annotations
+
+import json
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from signalhooks.registry import Hook, registry
+
+
+def describe(hook: Hook) -> dict[str, Any]:
+    """Return what ``manage.py signalhooks`` shows of ``hook``."""
+    conditions: dict[str, Any] = {}
+    if hook.created is not None:
+        conditions["created"] = hook.created
+    if hook.changed:
+        conditions["changed"] = sorted(hook.changed)
+    if hook.when is not None:
+        conditions["when"] = getattr(hook.when, "__qualname__", repr(hook.when))
+    if hook.raw:
+        conditions["raw"] = True
+    return {
+        "event": hook.event.value,
+        "kind": hook.kind,
+        "name": hook.label,
+        "conditions": conditions,
+        "priority": hook.priority,
+        "on_commit": hook.on_commit,
+        "source": hook.source,
+        **({"details": dict(hook.details)} if hook.details else {}),
+    }
+
+
+def listing() -> dict[str, list[dict[str, Any]]]:
+    """Return ``{model label: [hook description, ...]}`` in dispatch order."""
+    by_model: dict[str, list[Hook]] = {}
+    for hook in registry.hooks():
+        label = hook.model._meta.label if hook.model is not None else f"{hook.sender} (unresolved)"
+        by_model.setdefault(label, []).append(hook)
+    return {
+        label: [describe(h) for h in sorted(hooks, key=lambda h: (h.event.value, h.sort_key))]
+        for label, hooks in sorted(by_model.items())
+    }
+
+
+class Command(BaseCommand):
+    help = "List every hook, cache rule and counter per model."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--json", action="store_true", help="Print JSON for machines.")
+        actions = parser.add_subparsers(dest="action", metavar="{list}")
+        actions.add_parser("list", help="List hooks per model (the default).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.list_hooks(as_json=options["json"])
+
+    def list_hooks(self, *, as_json: bool) -> None:
+        data = listing()
+        if as_json:
+            self.stdout.write(json.dumps(data, indent=2, default=str))
+            return
+        if not data:
+            self.stdout.write("No hooks registered.")
+            return
+        for label, hooks in data.items():
+            self.stdout.write(self.style.MIGRATE_HEADING(label))
+            for hook in hooks:
+                conditions = ", ".join(f"{k}={v!r}" for k, v in hook["conditions"].items())
+                details = ", ".join(f"{k}={v!r}" for k, v in hook.get("details", {}).items())
+                flags = [
+                    f"priority={hook['priority']}",
+                    *(["on_commit"] if hook["on_commit"] else []),
+                    *([conditions] if conditions else []),
+                    *([details] if details else []),
+                ]
+                self.stdout.write(
+                    f"  {hook['event']:<12} {hook['kind']:<7} {hook['name']}  "
+                    f"[{'; '.join(flags)}]  {hook['source']}"
+                )

@@ -1,0 +1,580 @@
+"""The one registry: every hook, rule, counter and user-lifecycle receiver lives here.
+
+Registration is where the work happens: senders are resolved, proxies found,
+hooks sorted and the tracked fields collected into one :class:`ModelPlan` per
+model class. Django gets one receiver per (signal, model class) that has
+something to do, connected with a concrete sender, so models without hooks pay
+nothing and Django's fast-delete path stays on for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Literal
+
+from asgiref.sync import async_to_sync, iscoroutinefunction
+from django.apps import apps
+from django.core.checks import CheckMessage
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from django.db.models import DEFERRED, Model, signals
+from django.dispatch import Signal
+
+from .tracking import EXTRA_FIELDS, NO_CHANGES, Tracker, find_field
+
+logger = logging.getLogger("signalhooks")
+
+ModelRef = type[Model] | str
+
+
+class Event(enum.StrEnum):
+    PRE_SAVE = "pre_save"
+    POST_SAVE = "post_save"
+    PRE_DELETE = "pre_delete"
+    POST_DELETE = "post_delete"
+    M2M_CHANGED = "m2m_changed"
+
+
+@dataclass(frozen=True, slots=True)
+class BulkChange:
+    """Rows a ``HooksQuerySet`` operation (or a counter) changed, for bulk handlers.
+
+    ``rows`` holds ``(before, after)`` pairs of ``{attname: value}`` with the
+    fields in :meth:`Registry.bulk_fields`; ``before`` is ``None`` for created
+    rows and ``after`` is ``None`` for deleted ones.
+    """
+
+    model: type[Model]
+    using: str
+    action: Literal["create", "update", "delete"]
+    rows: Sequence[tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]]
+
+
+@dataclass(eq=False, slots=True)
+class Hook:
+    """One thing to run when a model signal fires.
+
+    ``kind`` is ``"hook"`` for user hooks (the only ones :func:`muted` silences);
+    library features use their own kind (``"rule"``, ``"counter"``, ``"touch"``,
+    ``"user"``) so ``manage.py signalhooks`` can tell them apart.
+    """
+
+    func: Callable[..., Any]
+    event: Event
+    sender: ModelRef
+    created: bool | None = None
+    changed: frozenset[str] = frozenset()
+    when: Callable[[Any], bool] | None = None
+    on_commit: bool = False
+    raw: bool = False
+    priority: int = 0
+    kind: str = "hook"
+    label: str = ""
+    source: str = ""
+    #: Extra fields to track for this hook (rules and counters need old values).
+    track: frozenset[str] = frozenset()
+    #: Handler for bulk queryset operations, and the attnames it needs per row.
+    bulk: Callable[[BulkChange], None] | None = None
+    bulk_fields: frozenset[str] = frozenset()
+    #: Extra validation reported by ``manage.py check`` (cache aliases, templates, …).
+    check: Callable[[type[Model]], list[CheckMessage]] | None = None
+    #: Extra columns for ``manage.py signalhooks``.
+    details: Mapping[str, Any] = field(default_factory=dict)
+    # Filled in by the registry.
+    model: type[Model] | None = None
+    order: int = 0
+    call: Callable[..., Any] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.call = async_to_sync(self.func) if iscoroutinefunction(self.func) else self.func
+        if not self.label:
+            self.label = f"{self.func.__module__}.{self.func.__qualname__}"
+        if not self.source:
+            code = getattr(self.func, "__code__", None)
+            if code is not None:
+                self.source = f"{code.co_filename}:{code.co_firstlineno}"
+
+    @property
+    def sort_key(self) -> tuple[int, int]:
+        return (self.priority, self.order)
+
+
+# -- muting --------------------------------------------------------------------------
+
+#: What ``muted()`` silences in this context: ``None`` (nothing), ``ALL``, or targets.
+ALL: frozenset[Any] = frozenset({"__all__"})
+muted_targets: ContextVar[frozenset[Any] | None] = ContextVar(
+    "signalhooks_muted", default=None
+)
+
+
+def _is_muted(targets: frozenset[Any], hook: Hook, sender: type[Model]) -> bool:
+    if targets is ALL:
+        return True
+    return hook.func in targets or hook.model in targets or sender in targets
+
+
+# -- dispatch ------------------------------------------------------------------------
+
+_RUNNING = {event: f"_signalhooks_running_{event}" for event in Event}
+
+
+def _run(
+    hooks: tuple[Hook, ...],
+    kwargs: dict[str, Any],
+    instance: Model,
+    created: bool,
+    running_key: str,
+) -> None:
+    """Run the hooks whose conditions match, in order.
+
+    ``kwargs`` is what each hook receives. A hook that saves its own instance
+    would re-enter here: the hooks already running for this instance and event
+    are kept in its ``__dict__`` and skipped by the nested dispatch.
+    """
+    targets = muted_targets.get()
+    raw = kwargs.get("raw", False)
+    changes = kwargs["changes"]
+    d = instance.__dict__
+    outer: list[Hook] | None = d.get(running_key)
+    stack = [] if outer is None else outer
+    d[running_key] = stack
+    try:
+        for hook in hooks:
+            if raw and not hook.raw:
+                continue
+            if hook.created is not None and hook.created is not created:
+                continue
+            if hook.changed and hook.changed.isdisjoint(changes):
+                continue
+            if hook.when is not None and not hook.when(instance):
+                continue
+            if targets is not None and hook.kind == "hook" and _is_muted(
+                targets, hook, kwargs["sender"]
+            ):
+                continue
+            if outer is not None and hook in outer:
+                continue
+            if hook.on_commit:
+                transaction.on_commit(
+                    partial(_run_deferred, hook, dict(kwargs), instance, running_key),
+                    using=kwargs["using"],
+                )
+                continue
+            stack.append(hook)
+            try:
+                hook.call(**kwargs)
+            finally:
+                stack.pop()
+    finally:
+        if outer is None:
+            del d[running_key]
+
+
+def _run_deferred(hook: Hook, kwargs: dict[str, Any], instance: Model, running_key: str) -> None:
+    """Run an ``on_commit`` hook; log its failure instead of stopping the other callbacks."""
+    d = instance.__dict__
+    outer: list[Hook] | None = d.get(running_key)
+    stack = [] if outer is None else outer
+    d[running_key] = stack
+    stack.append(hook)
+    try:
+        hook.call(**kwargs)
+    except Exception:
+        logger.exception(
+            "signalhooks: on_commit hook %s for %s (pk=%r) failed",
+            hook.label,
+            type(instance)._meta.label,
+            instance.pk,
+        )
+    finally:
+        stack.pop()
+        if outer is None:
+            del d[running_key]
+
+
+class ModelPlan:
+    """What to run for one model class (a concrete model or one of its proxies)."""
+
+    __slots__ = (
+        "model",
+        "pre_save",
+        "post_save",
+        "pre_delete",
+        "post_delete",
+        "m2m_changed",
+        "tracker",
+        "attnames",
+        "connected",
+    )
+
+    def __init__(self, model: type[Model]) -> None:
+        self.model = model
+        self.pre_save: tuple[Hook, ...] = ()
+        self.post_save: tuple[Hook, ...] = ()
+        self.pre_delete: tuple[Hook, ...] = ()
+        self.post_delete: tuple[Hook, ...] = ()
+        self.m2m_changed: tuple[Hook, ...] = ()
+        self.tracker: Tracker | None = None
+        self.attnames: tuple[tuple[str, str], ...] = tuple(
+            (f.attname, f.name) for f in model._meta.concrete_fields if not f.primary_key
+        )
+        self.connected: set[Signal] = set()
+
+    def hooks(self, event: Event) -> tuple[Hook, ...]:
+        hooks: tuple[Hook, ...] = getattr(self, event.value)
+        return hooks
+
+    # Receivers. Django calls them with ``signal``, ``sender`` and the signal's
+    # keyword arguments; they add ``changes`` and pass the lot on.
+
+    def on_pre_save(self, sender: type[Model], **kwargs: Any) -> None:
+        instance: Model = kwargs["instance"]
+        adding = instance._state.adding
+        tracker = self.tracker
+        kwargs["sender"] = sender
+        kwargs["changes"] = (
+            NO_CHANGES if tracker is None else tracker.changes(instance, adding=adding)
+        )
+        update_fields: frozenset[str] | None = kwargs["update_fields"]
+        if update_fields is None:
+            _run(self.pre_save, kwargs, instance, adding, _RUNNING[Event.PRE_SAVE])
+            return
+        # save(update_fields=[...]) will not write what a hook assigns outside the
+        # list; write it ourselves so the hook's work is never silently dropped.
+        d = instance.__dict__
+        before = {
+            attname: d.get(attname, DEFERRED)
+            for attname, name in self.attnames
+            if attname not in update_fields and name not in update_fields
+        }
+        _run(self.pre_save, kwargs, instance, adding, _RUNNING[Event.PRE_SAVE])
+        extra = {a: d[a] for a, old in before.items() if d.get(a, DEFERRED) is not old}
+        if extra:
+            manager = type(instance)._base_manager.db_manager(kwargs["using"])
+            manager.filter(pk=instance.pk).update(**extra)
+            if tracker is not None:
+                d[EXTRA_FIELDS] = frozenset(extra)
+
+    def on_post_save(self, sender: type[Model], **kwargs: Any) -> None:
+        instance: Model = kwargs["instance"]
+        created: bool = kwargs["created"]
+        tracker = self.tracker
+        changes = (
+            NO_CHANGES
+            if tracker is None
+            else tracker.saved(instance, created=created, update_fields=kwargs["update_fields"])
+        )
+        if self.post_save:
+            kwargs["sender"] = sender
+            kwargs["changes"] = changes
+            _run(self.post_save, kwargs, instance, created, _RUNNING[Event.POST_SAVE])
+
+    def _on_delete(self, hooks: tuple[Hook, ...], event: Event, kwargs: dict[str, Any]) -> None:
+        instance: Model = kwargs["instance"]
+        tracker = self.tracker
+        kwargs["changes"] = NO_CHANGES if tracker is None else tracker.changes(instance)
+        _run(hooks, kwargs, instance, False, _RUNNING[event])
+
+    def on_pre_delete(self, sender: type[Model], **kwargs: Any) -> None:
+        kwargs["sender"] = sender
+        self._on_delete(self.pre_delete, Event.PRE_DELETE, kwargs)
+
+    def on_post_delete(self, sender: type[Model], **kwargs: Any) -> None:
+        kwargs["sender"] = sender
+        self._on_delete(self.post_delete, Event.POST_DELETE, kwargs)
+
+
+_SIGNALS: dict[str, Signal] = {
+    "pre_save": signals.pre_save,
+    "post_save": signals.post_save,
+    "pre_delete": signals.pre_delete,
+    "post_delete": signals.post_delete,
+    "post_init": signals.post_init,
+}
+
+
+class Registry:
+    """All hooks, the fields they track, and the Django receivers they need."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._hooks: list[Hook] = []
+        self._tracked: list[tuple[ModelRef, tuple[str, ...]]] = []
+        self._plans: dict[type[Model], ModelPlan] = {}
+        self._m2m_throughs: set[type[Model]] = set()
+        self._order = itertools.count()
+        self._ready = False
+        #: ``(sender, what)`` for lazy senders that name no installed model.
+        self.unresolved: list[tuple[str, str]] = []
+
+    # -- registration ----------------------------------------------------------------
+    def add(self, hook: Hook) -> Hook:
+        """Register ``hook``; return it (its ``model`` and ``order`` filled in)."""
+        with self._lock:
+            hook.order = next(self._order)
+            if self._ready:
+                self._resolve(hook)
+            self._hooks.append(hook)
+            if self._ready:
+                self._rebuild()
+        return hook
+
+    def remove(self, hook: Hook) -> None:
+        """Unregister ``hook`` (its receivers go when nothing else needs them)."""
+        with self._lock:
+            self._hooks.remove(hook)
+            if self._ready:
+                self._rebuild()
+
+    def track(self, sender: ModelRef, fields: Sequence[str]) -> None:
+        """Track ``fields`` of ``sender`` for :func:`signalhooks.changes`."""
+        with self._lock:
+            if self._ready:
+                model = self._model_or_none(sender)
+                if model is not None:
+                    self._validate_fields(model, fields, "track()")
+            self._tracked.append((sender, tuple(fields)))
+            if self._ready:
+                self._rebuild()
+
+    def setup(self) -> None:
+        """Resolve everything registered so far and connect receivers (``ready()``)."""
+        with self._lock:
+            self._ready = True
+            for hook in self._hooks:
+                self._resolve(hook)
+            for sender, fields in self._tracked:
+                model = self._model_or_none(sender)
+                if model is not None:
+                    self._validate_fields(model, fields, "track()")
+            self._rebuild()
+
+    @contextlib.contextmanager
+    def isolated(self) -> Iterator[None]:
+        """Undo, on exit, every registration made inside the block (for tests)."""
+        with self._lock:
+            hooks, tracked = list(self._hooks), list(self._tracked)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._hooks[:] = hooks
+                self._tracked[:] = tracked
+                self._rebuild()
+
+    # -- resolution ------------------------------------------------------------------
+    @staticmethod
+    def _model_or_none(sender: ModelRef) -> type[Model] | None:
+        if not isinstance(sender, str):
+            return sender
+        try:
+            return apps.get_model(sender)
+        except (LookupError, ValueError):
+            return None  # reported by the system check signalhooks.E001
+
+    def _resolve(self, hook: Hook) -> None:
+        model = self._model_or_none(hook.sender)
+        if model is None:
+            return
+        self._validate_fields(model, hook.changed | hook.track, hook.label)
+        hook.model = model
+        # ``changed=`` may use an attname (``author_id``); changes are keyed by name.
+        hook.changed = frozenset(
+            field.name
+            for name in hook.changed
+            if (field := find_field(model, name)) is not None
+        )
+
+    @staticmethod
+    def _validate_fields(model: type[Model], names: Sequence[str] | frozenset[str], what: str) -> None:
+        for name in sorted(names):
+            if find_field(model, name) is None:
+                valid = ", ".join(f.name for f in model._meta.concrete_fields)
+                raise ImproperlyConfigured(
+                    f"{what}: {model._meta.label} has no field {name!r} to track. "
+                    f"Use one of its concrete fields: {valid}."
+                )
+
+    # -- plans -----------------------------------------------------------------------
+    def _rebuild(self) -> None:
+        """Recompute every plan and (dis)connect receivers to match."""
+        resolved = [h for h in self._hooks if h.model is not None]
+        self.unresolved = [(str(h.sender), h.label) for h in self._hooks if h.model is None]
+        tracked: dict[type[Model], set[str]] = {}
+        for hook in resolved:
+            assert hook.model is not None
+            concrete = hook.model._meta.concrete_model
+            tracked.setdefault(concrete, set()).update(hook.changed | hook.track)
+        for sender, fields in self._tracked:
+            if isinstance(sender, str):
+                resolved_model = self._model_or_none(sender)
+                if resolved_model is None:
+                    self.unresolved.append((sender, f"track({sender!r}, ...)"))
+                    continue
+                model = resolved_model
+            else:
+                model = sender
+            tracked.setdefault(model._meta.concrete_model, set()).update(fields)
+
+        wanted: dict[type[Model], dict[str, tuple[Hook, ...]]] = {}
+        trackers: dict[type[Model], Tracker] = {}
+        for concrete, names in tracked.items():
+            fields = [f for n in names if (f := find_field(concrete, n)) is not None]
+            if fields:
+                trackers[concrete] = Tracker(concrete, fields)
+        for cls in self._model_classes(set(tracked)):
+            chain = {k for k in cls.__mro__ if _is_same_table(k, cls)}
+            mine = sorted(
+                (h for h in resolved if h.model in chain), key=lambda h: h.sort_key
+            )
+            wanted[cls] = {
+                event.value: tuple(h for h in mine if h.event is event) for event in Event
+            }
+
+        for cls, plan in list(self._plans.items()):
+            if cls not in wanted:
+                self._disconnect_all(plan)
+                del self._plans[cls]
+        for cls, by_event in wanted.items():
+            plan = self._plans.get(cls) or self._plans.setdefault(cls, ModelPlan(cls))
+            for event in Event:
+                setattr(plan, event.value, by_event[event.value])
+            plan.tracker = trackers.get(cls._meta.concrete_model)
+            self._connect(plan)
+        self._connect_m2m()
+
+    @staticmethod
+    def _model_classes(concretes: set[type[Model]]) -> list[type[Model]]:
+        """Return each concrete model with hooks and every proxy of it."""
+        found = set(concretes)
+        for model in apps.get_models(include_auto_created=True):
+            if model._meta.proxy and model._meta.concrete_model in concretes:
+                found.add(model)
+        return sorted(found, key=lambda m: m._meta.label)
+
+    def _connect(self, plan: ModelPlan) -> None:
+        tracker = plan.tracker
+        needs: dict[str, Callable[..., None] | None] = {
+            "pre_save": plan.on_pre_save if plan.pre_save else None,
+            "post_save": plan.on_post_save if plan.post_save or tracker else None,
+            "pre_delete": plan.on_pre_delete if plan.pre_delete else None,
+            "post_delete": plan.on_post_delete if plan.post_delete else None,
+            "post_init": tracker.on_post_init if tracker else None,
+        }
+        for name, receiver in needs.items():
+            signal = _SIGNALS[name]
+            # Always disconnect first: the post_init receiver belongs to a tracker
+            # that a rebuild may have replaced.
+            signal.disconnect(sender=plan.model, dispatch_uid="signalhooks")
+            if receiver is None:
+                plan.connected.discard(signal)
+            else:
+                signal.connect(receiver, sender=plan.model, weak=False, dispatch_uid="signalhooks")
+                plan.connected.add(signal)
+
+    @staticmethod
+    def _disconnect_all(plan: ModelPlan) -> None:
+        for signal in plan.connected:
+            signal.disconnect(sender=plan.model, dispatch_uid="signalhooks")
+        plan.connected.clear()
+
+    def _connect_m2m(self) -> None:
+        throughs: set[type[Model]] = set()
+        for cls, plan in self._plans.items():
+            if not plan.m2m_changed:
+                continue
+            opts = cls._meta
+            throughs.update(f.remote_field.through for f in opts.many_to_many)  # type: ignore[misc]
+            throughs.update(
+                rel.through  # type: ignore[attr-defined]
+                for rel in opts.related_objects
+                if rel.many_to_many
+            )
+        for through in self._m2m_throughs - throughs:
+            signals.m2m_changed.disconnect(sender=through, dispatch_uid="signalhooks")
+        for through in throughs - self._m2m_throughs:
+            signals.m2m_changed.connect(
+                self._on_m2m_changed, sender=through, weak=False, dispatch_uid="signalhooks"
+            )
+        self._m2m_throughs = throughs
+
+    def _on_m2m_changed(self, sender: type[Model], **kwargs: Any) -> None:
+        """Run the m2m hooks of both sides of a relation once each."""
+        instance: Model = kwargs["instance"]
+        seen: set[Hook] = set()
+        kwargs["sender"] = sender
+        kwargs["changes"] = NO_CHANGES
+        for cls in (type(instance), kwargs["model"]):
+            plan = self._plans.get(cls)
+            if plan is None:
+                continue
+            hooks = tuple(h for h in plan.m2m_changed if h not in seen)
+            seen.update(hooks)
+            _run(hooks, kwargs, instance, False, _RUNNING[Event.M2M_CHANGED])
+
+    # -- queries ---------------------------------------------------------------------
+    def hooks(self) -> list[Hook]:
+        """Return every registered hook, in registration order."""
+        with self._lock:
+            return list(self._hooks)
+
+    def tracker(self, model: type[Model]) -> Tracker | None:
+        plan = self._plans.get(model)
+        return None if plan is None else plan.tracker
+
+    def plan(self, model: type[Model]) -> ModelPlan | None:
+        return self._plans.get(model)
+
+    def bulk_hooks(self, model: type[Model]) -> tuple[Hook, ...]:
+        """Return the hooks of ``model`` that handle bulk operations, in order."""
+        plan = self._plans.get(model)
+        if plan is None:
+            return ()
+        seen: dict[Hook, None] = {}
+        for event in Event:
+            for hook in plan.hooks(event):
+                if hook.bulk is not None:
+                    seen[hook] = None
+        return tuple(sorted(seen, key=lambda h: h.sort_key))
+
+    def bulk_fields(self, model: type[Model]) -> frozenset[str]:
+        """Return the attnames the bulk handlers of ``model`` need for each row."""
+        return frozenset().union(*(h.bulk_fields for h in self.bulk_hooks(model)))
+
+    def run_bulk(
+        self,
+        model: type[Model],
+        using: str,
+        action: Literal["create", "update", "delete"],
+        rows: Sequence[tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]],
+    ) -> None:
+        """Hand rows changed in bulk to the bulk handlers of ``model``."""
+        if not rows:
+            return
+        change = BulkChange(model=model, using=using, action=action, rows=rows)
+        for hook in self.bulk_hooks(model):
+            assert hook.bulk is not None
+            hook.bulk(change)
+
+
+def _is_same_table(candidate: type, cls: type[Model]) -> bool:
+    # A proxy's hooks run for the proxy and for proxies of it; a concrete model's
+    # hooks run for it and for all its proxies. Multi-table children are separate.
+    return (
+        candidate is not Model
+        and issubclass(candidate, Model)
+        and not candidate._meta.abstract
+        and candidate._meta.concrete_model is cls._meta.concrete_model
+    )
+
+
+registry = Registry()

@@ -1,0 +1,87 @@
+"""Throwaway Redis servers for the test suite.
+
+The suite uses ``REDIS_URL`` when it is set (and then only touches its own key
+prefix); otherwise it starts a ``redis-server`` on a free port and stops it at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import redis
+
+
+class MissingRedis(SystemExit):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A ``redis-server`` process that keeps nothing on disk."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RedisServer:
+        executable = shutil.which("redis-server")
+        if executable is None:
+            raise MissingRedis(
+                "The tests need Redis: install redis-server (Debian/Ubuntu: "
+                "apt-get install redis-server; macOS: brew install redis) or set REDIS_URL."
+            )
+        self.process = subprocess.Popen(
+            [
+                executable,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", tempfile.gettempdir(),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise MissingRedis(f"redis-server did not start on port {self.port}") from None
+                time.sleep(0.02)
+        client.close()
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self.process = None
+
+
+def suite_redis_url() -> str:
+    """Return the Redis URL for the suite, starting a throwaway server if needed."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        return url
+    server = RedisServer().start()
+    atexit.register(server.stop)
+    # Subprocesses started by tests (management commands, the demo) reuse it.
+    os.environ["REDIS_URL"] = server.url
+    os.environ["SIGNALHOOKS_TEST_OWNS_REDIS"] = "1"
+    return server.url
