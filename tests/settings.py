@@ -54,12 +54,17 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+# Lets several test runs share one PostgreSQL server without dropping each other's DB.
+_SUFFIX = os.environ.get("SIGNALHOOKS_TEST_DB_SUFFIX", "")
 if DATABASE_URL:
     DATABASES = {
-        "default": dj_database_url.parse(DATABASE_URL),
+        "default": {
+            **dj_database_url.parse(DATABASE_URL),
+            "TEST": {"NAME": f"test_signalhooks{_SUFFIX}"},
+        },
         "other": {
             **dj_database_url.parse(DATABASE_URL),
-            "TEST": {"NAME": "test_signalhooks_other"},
+            "TEST": {"NAME": f"test_signalhooks_other{_SUFFIX}"},
         },
     }
 else:
