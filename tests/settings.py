@@ -72,7 +72,7 @@ else:
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "signalhooks_default"},
         "other": {"ENGINE": "django.db.backends.sqlite3", "NAME": "signalhooks_other"},
     }
-IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
+IS_POSTGRES = str(DATABASES["default"]["ENGINE"]).endswith("postgresql")
 
 REDIS_URL = suite_redis_url()
 # A prefix of our own: the suite may only ever delete its own keys.

@@ -205,7 +205,9 @@ def track(model: ModelRef, *fields: str) -> None:
     """Track ``fields`` of ``model`` so :func:`changes` reports them."""
     (model,) = _senders("track", (model,))
     if not fields:
-        raise TypeError(f"track({model!r}): name the fields to track, e.g. track(Article, 'title').")
+        raise TypeError(
+            f"track({model!r}): name the fields to track, e.g. track(Article, 'title')."
+        )
     _fields("track", (model,), fields)
     registry.track(model, fields)
 

@@ -96,7 +96,8 @@ class Hook:
     def __post_init__(self) -> None:
         self.call = async_to_sync(self.func) if iscoroutinefunction(self.func) else self.func
         if not self.label:
-            self.label = f"{self.func.__module__}.{self.func.__qualname__}"
+            qualname = getattr(self.func, "__qualname__", None)
+            self.label = f"{self.func.__module__}.{qualname}" if qualname else repr(self.func)
         if not self.source:
             code = getattr(self.func, "__code__", None)
             if code is not None:
@@ -111,9 +112,7 @@ class Hook:
 
 #: What ``muted()`` silences in this context: ``None`` (nothing), ``ALL``, or targets.
 ALL: frozenset[Any] = frozenset({"__all__"})
-muted_targets: ContextVar[frozenset[Any] | None] = ContextVar(
-    "signalhooks_muted", default=None
-)
+muted_targets: ContextVar[frozenset[Any] | None] = ContextVar("signalhooks_muted", default=None)
 
 
 def _is_muted(targets: frozenset[Any], hook: Hook, sender: type[Model]) -> bool:
@@ -157,8 +156,10 @@ def _run(
                 continue
             if hook.when is not None and not hook.when(instance):
                 continue
-            if targets is not None and hook.kind == "hook" and _is_muted(
-                targets, hook, kwargs["sender"]
+            if (
+                targets is not None
+                and hook.kind == "hook"
+                and _is_muted(targets, hook, kwargs["sender"])
             ):
                 continue
             if outer is not None and hook in outer:
@@ -305,7 +306,9 @@ _SIGNALS: dict[str, Signal] = {
 class Registry:
     """All hooks, the fields they track, and the Django receivers they need."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "signalhooks") -> None:
+        #: The ``dispatch_uid`` of this registry's receivers.
+        self.name = name
         self._lock = threading.RLock()
         self._hooks: list[Hook] = []
         self._tracked: list[tuple[ModelRef, tuple[str, ...]]] = []
@@ -389,13 +392,13 @@ class Registry:
         hook.model = model
         # ``changed=`` may use an attname (``author_id``); changes are keyed by name.
         hook.changed = frozenset(
-            field.name
-            for name in hook.changed
-            if (field := find_field(model, name)) is not None
+            field.name for name in hook.changed if (field := find_field(model, name)) is not None
         )
 
     @staticmethod
-    def _validate_fields(model: type[Model], names: Sequence[str] | frozenset[str], what: str) -> None:
+    def _validate_fields(
+        model: type[Model], names: Sequence[str] | frozenset[str], what: str
+    ) -> None:
         for name in sorted(names):
             if find_field(model, name) is None:
                 valid = ", ".join(f.name for f in model._meta.concrete_fields)
@@ -412,9 +415,8 @@ class Registry:
         tracked: dict[type[Model], set[str]] = {}
         for hook in resolved:
             assert hook.model is not None
-            concrete = hook.model._meta.concrete_model
-            tracked.setdefault(concrete, set()).update(hook.changed | hook.track)
-        for sender, fields in self._tracked:
+            tracked.setdefault(_concrete(hook.model), set()).update(hook.changed | hook.track)
+        for sender, names in self._tracked:
             if isinstance(sender, str):
                 resolved_model = self._model_or_none(sender)
                 if resolved_model is None:
@@ -423,19 +425,17 @@ class Registry:
                 model = resolved_model
             else:
                 model = sender
-            tracked.setdefault(model._meta.concrete_model, set()).update(fields)
+            tracked.setdefault(_concrete(model), set()).update(names)
 
         wanted: dict[type[Model], dict[str, tuple[Hook, ...]]] = {}
         trackers: dict[type[Model], Tracker] = {}
-        for concrete, names in tracked.items():
-            fields = [f for n in names if (f := find_field(concrete, n)) is not None]
+        for concrete, field_names in tracked.items():
+            fields = [f for n in field_names if (f := find_field(concrete, n)) is not None]
             if fields:
                 trackers[concrete] = Tracker(concrete, fields)
         for cls in self._model_classes(set(tracked)):
             chain = {k for k in cls.__mro__ if _is_same_table(k, cls)}
-            mine = sorted(
-                (h for h in resolved if h.model in chain), key=lambda h: h.sort_key
-            )
+            mine = sorted((h for h in resolved if h.model in chain), key=lambda h: h.sort_key)
             wanted[cls] = {
                 event.value: tuple(h for h in mine if h.event is event) for event in Event
             }
@@ -448,7 +448,7 @@ class Registry:
             plan = self._plans.get(cls) or self._plans.setdefault(cls, ModelPlan(cls))
             for event in Event:
                 setattr(plan, event.value, by_event[event.value])
-            plan.tracker = trackers.get(cls._meta.concrete_model)
+            plan.tracker = trackers.get(_concrete(cls))
             self._connect(plan)
         self._connect_m2m()
 
@@ -474,17 +474,16 @@ class Registry:
             signal = _SIGNALS[name]
             # Always disconnect first: the post_init receiver belongs to a tracker
             # that a rebuild may have replaced.
-            signal.disconnect(sender=plan.model, dispatch_uid="signalhooks")
+            signal.disconnect(sender=plan.model, dispatch_uid=self.name)
             if receiver is None:
                 plan.connected.discard(signal)
             else:
-                signal.connect(receiver, sender=plan.model, weak=False, dispatch_uid="signalhooks")
+                signal.connect(receiver, sender=plan.model, weak=False, dispatch_uid=self.name)
                 plan.connected.add(signal)
 
-    @staticmethod
-    def _disconnect_all(plan: ModelPlan) -> None:
+    def _disconnect_all(self, plan: ModelPlan) -> None:
         for signal in plan.connected:
-            signal.disconnect(sender=plan.model, dispatch_uid="signalhooks")
+            signal.disconnect(sender=plan.model, dispatch_uid=self.name)
         plan.connected.clear()
 
     def _connect_m2m(self) -> None:
@@ -500,10 +499,10 @@ class Registry:
                 if rel.many_to_many
             )
         for through in self._m2m_throughs - throughs:
-            signals.m2m_changed.disconnect(sender=through, dispatch_uid="signalhooks")
+            signals.m2m_changed.disconnect(sender=through, dispatch_uid=self.name)
         for through in throughs - self._m2m_throughs:
             signals.m2m_changed.connect(
-                self._on_m2m_changed, sender=through, weak=False, dispatch_uid="signalhooks"
+                self._on_m2m_changed, sender=through, weak=False, dispatch_uid=self.name
             )
         self._m2m_throughs = throughs
 
@@ -530,9 +529,6 @@ class Registry:
     def tracker(self, model: type[Model]) -> Tracker | None:
         plan = self._plans.get(model)
         return None if plan is None else plan.tracker
-
-    def plan(self, model: type[Model]) -> ModelPlan | None:
-        return self._plans.get(model)
 
     def bulk_hooks(self, model: type[Model]) -> tuple[Hook, ...]:
         """Return the hooks of ``model`` that handle bulk operations, in order."""
@@ -564,6 +560,12 @@ class Registry:
         for hook in self.bulk_hooks(model):
             assert hook.bulk is not None
             hook.bulk(change)
+
+
+def _concrete(model: type[Model]) -> type[Model]:
+    concrete = model._meta.concrete_model
+    assert concrete is not None  # only abstract models have none, and they never get here
+    return concrete
 
 
 def _is_same_table(candidate: type, cls: type[Model]) -> bool:

@@ -63,9 +63,7 @@ class Tracker:
         self._getter: Callable[[dict[str, Any]], Any] = itemgetter(*self.attnames)
         self._mutable = any(is_mutable(f) for f in ordered)
         is_user = model._meta.label_lower == _user_model_label()
-        self._secret = frozenset(
-            f.name for f in ordered if is_user and f.name == "password"
-        )
+        self._secret = frozenset(f.name for f in ordered if is_user and f.name == "password")
 
     # -- state ---------------------------------------------------------------------
     def _current(self, d: dict[str, Any]) -> Any:
@@ -88,11 +86,6 @@ class Tracker:
             # Built without __init__ (or before tracking started): nothing is known.
             return (DEFERRED,) * len(self.attnames)
         return self._as_tuple(old)
-
-    def remember(self, instance: Model) -> None:
-        """Make the current values of the tracked fields the baseline."""
-        d = instance.__dict__
-        d[STATE] = self._keep(self._current(d))
 
     def on_post_init(self, *, instance: Model, **kwargs: Any) -> None:
         d = instance.__dict__

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 
 
@@ -14,7 +16,9 @@ class Article(models.Model):
     status = models.CharField(max_length=20, default="draft")
     author = models.ForeignKey(Author, null=True, blank=True, on_delete=models.CASCADE)
     data = models.JSONField(default=dict, blank=True)
-    tags = models.ManyToManyField("Tag", blank=True, related_name="articles")
+    tags: models.ManyToManyField[Tag, Any] = models.ManyToManyField(
+        "Tag", blank=True, related_name="articles"
+    )
 
 
 class PublishedArticle(Article):
@@ -26,6 +30,7 @@ class PublishedArticle(Article):
 
 class Tag(models.Model):
     name = models.CharField(max_length=50)
+    related = models.ManyToManyField("self", blank=True)
 
 
 class Comment(models.Model):

@@ -8,7 +8,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from signalhooks.registry import Hook, registry
+from signalhooks.registry import Event, Hook, registry
+
+_EVENT_ORDER = {event: index for index, event in enumerate(Event)}
 
 
 def describe(hook: Hook) -> dict[str, Any]:
@@ -41,7 +43,9 @@ def listing() -> dict[str, list[dict[str, Any]]]:
         label = hook.model._meta.label if hook.model is not None else f"{hook.sender} (unresolved)"
         by_model.setdefault(label, []).append(hook)
     return {
-        label: [describe(h) for h in sorted(hooks, key=lambda h: (h.event.value, h.sort_key))]
+        label: [
+            describe(h) for h in sorted(hooks, key=lambda h: (_EVENT_ORDER[h.event], h.sort_key))
+        ]
         for label, hooks in sorted(by_model.items())
     }
 
