@@ -123,7 +123,11 @@ def _is_muted(targets: frozenset[Any], hook: Hook, sender: type[Model]) -> bool:
 
 # -- dispatch ------------------------------------------------------------------------
 
-_RUNNING = {event: f"_signalhooks_running_{event}" for event in Event}
+# Keys in ``instance.__dict__`` of the hooks running for it, one per event. Plain
+# strings: hashing an enum member costs a Python-level call on every save.
+_RUNNING = {event: f"_signalhooks_running_{event.value}" for event in Event}
+_RUNNING_PRE_SAVE = _RUNNING[Event.PRE_SAVE]
+_RUNNING_POST_SAVE = _RUNNING[Event.POST_SAVE]
 
 
 def _run(
@@ -247,7 +251,7 @@ class ModelPlan:
         )
         update_fields: frozenset[str] | None = kwargs["update_fields"]
         if update_fields is None:
-            _run(self.pre_save, kwargs, instance, adding, _RUNNING[Event.PRE_SAVE])
+            _run(self.pre_save, kwargs, instance, adding, _RUNNING_PRE_SAVE)
             return
         # save(update_fields=[...]) will not write what a hook assigns outside the
         # list; write it ourselves so the hook's work is never silently dropped.
@@ -257,7 +261,7 @@ class ModelPlan:
             for attname, name in self.attnames
             if attname not in update_fields and name not in update_fields
         }
-        _run(self.pre_save, kwargs, instance, adding, _RUNNING[Event.PRE_SAVE])
+        _run(self.pre_save, kwargs, instance, adding, _RUNNING_PRE_SAVE)
         extra = {a: d[a] for a, old in before.items() if d.get(a, DEFERRED) is not old}
         if extra:
             manager = type(instance)._base_manager.db_manager(kwargs["using"])
@@ -269,15 +273,14 @@ class ModelPlan:
         instance: Model = kwargs["instance"]
         created: bool = kwargs["created"]
         tracker = self.tracker
-        changes = (
-            NO_CHANGES
-            if tracker is None
-            else tracker.saved(instance, created=created, update_fields=kwargs["update_fields"])
-        )
+        if tracker is None:
+            changes = NO_CHANGES
+        else:
+            changes = tracker.saved(instance, created, kwargs["update_fields"])
         if self.post_save:
             kwargs["sender"] = sender
             kwargs["changes"] = changes
-            _run(self.post_save, kwargs, instance, created, _RUNNING[Event.POST_SAVE])
+            _run(self.post_save, kwargs, instance, created, _RUNNING_POST_SAVE)
 
     def _on_delete(self, hooks: tuple[Hook, ...], event: Event, kwargs: dict[str, Any]) -> None:
         instance: Model = kwargs["instance"]

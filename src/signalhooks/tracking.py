@@ -88,6 +88,7 @@ class Tracker:
         return self._as_tuple(old)
 
     def on_post_init(self, *, instance: Model, **kwargs: Any) -> None:
+        # Runs for every instance built, 10,000 times for 10,000 rows: keep it flat.
         d = instance.__dict__
         try:
             value = self._getter(d)
@@ -126,23 +127,29 @@ class Tracker:
         return result
 
     def saved(
-        self, instance: Model, *, created: bool, update_fields: frozenset[str] | None
+        self, instance: Model, created: bool, update_fields: frozenset[str] | None
     ) -> Mapping[str, tuple[Any, Any]]:
         """Return the changes a save wrote and make the saved values the new baseline."""
         d = instance.__dict__
-        new = self._current(d)
-        if update_fields is None:
-            old = d.get(STATE, _MISSING)
-            d[STATE] = self._keep(new)
-            if created:
-                return self._build(self._nothing, self._as_tuple(new), everything=True)
+        try:
+            new = self._getter(d)
+        except KeyError:
+            new = self._current(d)
+        old = d.get(STATE, _MISSING)
+        if update_fields is None and not created:
+            # The hot path: an update save. Equal tuples mean nothing changed and
+            # the baseline is already right.
             if old == new:
                 return NO_CHANGES
+            d[STATE] = self._keep(new)
             return self._build(self._old(old), self._as_tuple(new))
+        if update_fields is None:
+            d[STATE] = self._keep(new)
+            return self._build(self._nothing, self._as_tuple(new), everything=True)
         # save(update_fields=...): only the listed fields (and any a pre_save hook
         # assigned, which signalhooks wrote too) were written.
         written = update_fields | d.pop(EXTRA_FIELDS, frozenset())
-        old_values = self._old(d.get(STATE, _MISSING))
+        old_values = self._old(old)
         new_values = self._as_tuple(new)
         baseline = tuple(
             after if name in written or attname in written else before
