@@ -7,8 +7,11 @@ prefix); otherwise it starts a ``redis-server`` on a free port and stops it at e
 from __future__ import annotations
 
 import atexit
+import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -25,6 +28,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    # If the test process is killed (no atexit), the server goes with it.
+    with contextlib.suppress(OSError):  # not Linux: rely on atexit alone
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class RedisServer:
@@ -58,6 +67,7 @@ class RedisServer:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + 10
