@@ -10,3 +10,30 @@ def isolated_registry():
     """Hooks a test registers are gone after it."""
     with registry.isolated():
         yield
+
+
+@pytest.fixture(autouse=True)
+def clean_caches():
+    """Each test starts with empty caches; only our own key prefix is ever deleted."""
+    yield
+    from django.core.cache import caches
+
+    caches["default"].delete_pattern("*")
+    caches["locmem"].clear()
+    builtin = caches["builtin"]
+    client = builtin._cache.get_client(write=True)
+    keys = list(client.scan_iter(match=builtin.make_key("*")))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def round_trips():
+    """Return a function giving the Redis round trips since the fixture started."""
+    from django.core.cache import caches
+
+    from tests.redis_counting import CountingConnection
+
+    caches["default"].get("warm-up")  # connect (and its handshake) before counting
+    start = CountingConnection.round_trips
+    return lambda: CountingConnection.round_trips - start

@@ -8,6 +8,7 @@ import uuid
 import dj_database_url
 import django
 
+from tests.redis_counting import CountingConnection
 from tests.redis_server import suite_redis_url
 
 SECRET_KEY = "signalhooks-tests"
@@ -28,6 +29,7 @@ INSTALLED_APPS = [
     "django.contrib.admin",
     "signalhooks",
     "tests.testapp",
+    "tests.cacheapp",
 ]
 
 MIDDLEWARE = [
@@ -82,9 +84,19 @@ CACHES = {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": CACHE_PREFIX,
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
+        "OPTIONS": {
+            "SOCKET_CONNECT_TIMEOUT": 1,
+            "SOCKET_TIMEOUT": 1,
+            # Counts round trips at the redis-py connection for the tests.
+            "CONNECTION_POOL_KWARGS": {"connection_class": CountingConnection},
+        },
     },
     "locmem": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "builtin": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"{CACHE_PREFIX}-builtin",
+    },
 }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from .batching import cache_invalidated
+from .cache import cached, invalidate
 from .hooks import changes, muted, post_delete, post_save, pre_delete, pre_save, track
+from .querysets import HooksQuerySet
 
 __all__ = [
+    "HooksQuerySet",
+    "cache_invalidated",
+    "cached",
     "changes",
+    "invalidate",
     "muted",
     "post_delete",
     "post_save",

@@ -15,7 +15,10 @@ class SignalHooksConfig(AppConfig):
         from .conf import conf
         from .registry import registry
 
+        from .cache import finish_rules
+
         checks.register(signalhooks_checks.check_hooks)
         registry.setup()
+        finish_rules()
         if conf.AUTODISCOVER:
             autodiscover_modules("hooks")

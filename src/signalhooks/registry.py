@@ -391,7 +391,9 @@ class Registry:
         model = self._model_or_none(hook.sender)
         if model is None:
             return
-        self._validate_fields(model, hook.changed | hook.track, hook.label)
+        # ``changed=`` is the user's: refuse unknown names. ``track`` belongs to the
+        # feature that added the hook, which reports bad names in its own check.
+        self._validate_fields(model, hook.changed, hook.label)
         hook.model = model
         # ``changed=`` may use an attname (``author_id``); changes are keyed by name.
         hook.changed = frozenset(
