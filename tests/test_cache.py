@@ -159,8 +159,9 @@ def test_invalidate_one_round_trip_per_transaction(round_trips):
     cache_invalidated.connect(lambda **kw: received.append(kw), weak=False, dispatch_uid="t")
     try:
         with transaction.atomic():
-            entries = [Entry.objects.create(title=str(i), slug=str(i), author_id=i % 3)
-                       for i in range(20)]
+            entries = [
+                Entry.objects.create(title=str(i), slug=str(i), author_id=i % 3) for i in range(20)
+            ]
             for entry in entries:
                 entry.views += 1
                 entry.save()
@@ -286,7 +287,7 @@ def test_invalidate_other_backends_get_keys_and_tags(alias):
 def test_invalidate_checks():
     invalidate(Entry, patterns=["p:*"], cache="locmem")
     invalidate(Entry, keys=["x"], cache="nope")
-    invalidate("cacheapp.Entry", keys=["entry:{slugg}"])
+    invalidate("cacheapp.Entry", keys=["entry:{pk}:{slugg}"])
     errors = {e.id: e for e in check_hooks()}
     assert set(errors) == {"signalhooks.E010", "signalhooks.E011", "signalhooks.E012"}
     assert "'nope' is not in settings.CACHES" in errors["signalhooks.E010"].msg
@@ -350,9 +351,12 @@ def test_invalidate_retry_queue_is_bounded(caplog):
         "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
     }
     server.stop()
-    with override_settings(
-        CACHES={**caches.settings, "flaky": location}, SIGNALHOOKS={"RETRY_LIMIT": 3}
-    ), caplog.at_level(logging.ERROR, logger="signalhooks"):
+    with (
+        override_settings(
+            CACHES={**caches.settings, "flaky": location}, SIGNALHOOKS={"RETRY_LIMIT": 3}
+        ),
+        caplog.at_level(logging.ERROR, logger="signalhooks"),
+    ):
         invalidate(Entry, keys=["a:{slug}", "b:{slug}"], cache="flaky")
         Entry.objects.create(title="x", slug="1")
         Entry.objects.create(title="y", slug="2")
@@ -372,3 +376,31 @@ def test_invalidate_rules_are_listed(capsys):
     out = capsys.readouterr().out
     assert "rule" in out and "invalidate(keys=['entry:{pk}'], tags=['entries']" in out
     assert "test_cache.py:" in out
+
+
+def test_invalidate_rule_declared_before_ready():
+    note = Note.objects.create(text="a")
+    fill(f"note:{note.pk}:a")
+    Note.objects.filter(pk=note.pk).update(text="b")  # plain manager: no rules
+    assert present(f"note:{note.pk}:a") == {f"note:{note.pk}:a"}
+    note.text = "c"
+    note.save()
+    assert present(f"note:{note.pk}:a") == set()
+    from signalhooks.registry import registry
+
+    assert registry.bulk_fields(Note) == {"id", "text"}
+
+
+def test_invalidate_tags_only_on_a_cache_without_pipelines():
+    invalidate(Entry, tags=["fresh-tag"], cache="locmem")
+    Entry.objects.create(title="a", slug="a")  # the tag was never read: nothing to bump
+    assert caches["locmem"].get(tag_key("fresh-tag")) is None
+
+
+def test_invalidate_rule_on_a_model_that_never_resolves():
+    from signalhooks.cache import finish_rules
+
+    rule = invalidate("cacheapp.Gone", keys=["gone:{pk}"])
+    finish_rules()
+    assert rule.model is None
+    assert [e.id for e in check_hooks()] == ["signalhooks.E001"] * 3

@@ -65,6 +65,8 @@ def test_bulk_update_invalidates_old_and_new(entries):
     assert len(selects(queries)) == 1
     assert present("entry:s0", "entry:S0", "entry:s4", "entry:S4") == set()
     assert Entry.objects.bulk_update([], ["slug"]) == 0
+    Entry.objects.filter(pk=entries[0].pk).delete()
+    assert Entry.objects.bulk_update(entries[:2], ["slug"]) == 1
 
 
 def test_bulk_create_invalidates_new_rows():
@@ -95,8 +97,13 @@ def test_querysets_without_bulk_hooks_are_plain():
 def test_querysets_other_bulk_handlers_see_rows(entries):
     seen = []
     registry.add(
-        Hook(func=lambda **kw: None, event=Event.POST_SAVE, sender=Entry,
-             bulk=seen.append, bulk_fields=frozenset({"views"}))
+        Hook(
+            func=lambda **kw: None,
+            event=Event.POST_SAVE,
+            sender=Entry,
+            bulk=seen.append,
+            bulk_fields=frozenset({"views"}),
+        )
     )
     Entry.objects.filter(slug="s1").update(views=3, title="x")
     [change] = seen

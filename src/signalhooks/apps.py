@@ -12,10 +12,9 @@ class SignalHooksConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks as signalhooks_checks
+        from .cache import finish_rules
         from .conf import conf
         from .registry import registry
-
-        from .cache import finish_rules
 
         checks.register(signalhooks_checks.check_hooks)
         registry.setup()

@@ -8,6 +8,7 @@ is logged and kept, bounded, for the next flush: the save never fails.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import weakref
@@ -45,9 +46,6 @@ class Invalidation:
     def __bool__(self) -> bool:
         return bool(self.keys or self.tags or self.patterns)
 
-    def __len__(self) -> int:
-        return len(self.keys) + len(self.tags) + len(self.patterns)
-
 
 class Batch:
     """The invalidations of one transaction on one database connection."""
@@ -67,7 +65,7 @@ class Batch:
         self.callbacks = self.connection.run_on_commit
 
     def is_queued(self) -> bool:
-        return any(func == self.flush for _, func, _ in self.connection.run_on_commit)
+        return any(entry[1] == self.flush for entry in self.connection.run_on_commit)
 
     def add(self, alias: str, invalidation: Invalidation) -> None:
         pending = self.by_cache.get(alias)
@@ -77,8 +75,7 @@ class Batch:
             pending.merge(invalidation)
 
     def flush(self) -> None:
-        if _batches.get(self.connection) is self:
-            del _batches[self.connection]
+        _batches.pop(self.connection, None)
         for alias, invalidation in self.by_cache.items():
             send(alias, invalidation)
 
@@ -137,7 +134,10 @@ def _keep_for_retry(alias: str, invalidation: Invalidation) -> None:
                     logger.error(
                         "signalhooks: more than RETRY_LIMIT=%d failed invalidations for "
                         "cache %r; dropping %s %r (cache TTLs are the safety net)",
-                        limit, alias, kind[:-1], kept[0][1],
+                        limit,
+                        alias,
+                        kind[:-1],
+                        kept[0][1],
                     )
                 kept.append((kind, value))
 
@@ -153,7 +153,7 @@ def send(alias: str, invalidation: Invalidation) -> None:
     _take_retries(alias, invalidation)
     backend = caches[alias]
     try:
-        if hasattr(backend, "delete_pattern") and hasattr(backend.client, "get_client"):
+        if hasattr(backend, "delete_pattern") and hasattr(backend, "client"):
             _send_django_redis(backend, invalidation)
         else:
             _send_generic(backend, invalidation)
@@ -161,7 +161,9 @@ def send(alias: str, invalidation: Invalidation) -> None:
         logger.exception(
             "signalhooks: invalidating cache %r failed; will retry at the next flush. "
             "keys=%s tags=%s patterns=%s",
-            alias, sorted(invalidation.keys), sorted(invalidation.tags),
+            alias,
+            sorted(invalidation.keys),
+            sorted(invalidation.tags),
             sorted(invalidation.patterns),
         )
         _keep_for_retry(alias, invalidation)
@@ -202,7 +204,6 @@ def _send_generic(backend: Any, invalidation: Invalidation) -> None:
     if invalidation.keys:
         backend.delete_many(sorted(invalidation.keys))
     for key in _tag_keys(invalidation):
-        try:
+        # A tag never read has no generation: nothing is cached under it.
+        with contextlib.suppress(ValueError):
             backend.incr(key)
-        except ValueError:  # never read yet: nothing is cached under it
-            pass

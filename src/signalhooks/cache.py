@@ -8,16 +8,17 @@ Redis round trip after commit.
 
 from __future__ import annotations
 
+import itertools
 import re
 import string
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.core.cache import InvalidCacheBackendError, caches
 from django.core.checks import CheckMessage, Error
-from django.db.models import DEFERRED, Model
+from django.db.models import DEFERRED, Model, QuerySet
 
 from .batching import Invalidation, queue
 from .conf import conf
@@ -84,7 +85,11 @@ class Rule:
     def label(self) -> str:
         parts = [
             f"{name}={list(values)!r}"
-            for name, values in (("keys", self.keys), ("tags", self.tags), ("patterns", self.patterns))
+            for name, values in (
+                ("keys", self.keys),
+                ("tags", self.tags),
+                ("patterns", self.patterns),
+            )
             if values
         ]
         return f"invalidate({', '.join(parts)})"
@@ -143,32 +148,58 @@ class Rule:
         return result
 
     # -- hooks -------------------------------------------------------------------------
-    def on_save(self, *, instance: Model, changes: Mapping[str, Any], using: str,
-                created: bool = False, **kwargs: Any) -> None:
+    def on_save(
+        self,
+        *,
+        instance: Model,
+        changes: Mapping[str, Any],
+        using: str,
+        created: bool = False,
+        **kwargs: Any,
+    ) -> None:
         queue(using, self.alias, self.for_instance(instance, changes, created))
 
-    def on_delete(self, *, instance: Model, changes: Mapping[str, Any], using: str,
-                  **kwargs: Any) -> None:
+    def on_delete(
+        self, *, instance: Model, changes: Mapping[str, Any], using: str, **kwargs: Any
+    ) -> None:
         queue(using, self.alias, self.for_instance(instance, changes))
 
-    def on_m2m(self, *, instance: Model, action: str, reverse: bool, model: type[Model],
-               pk_set: set[Any] | None, using: str, sender: type[Model], **kwargs: Any) -> None:
+    def on_m2m(
+        self,
+        *,
+        instance: Model,
+        action: str,
+        model: type[Model],
+        pk_set: set[Any] | None,
+        using: str,
+        sender: type[Model],
+        **kwargs: Any,
+    ) -> None:
         rule_model = self.model
         assert rule_model is not None
-        if action not in {"post_add", "post_remove", "post_clear", "pre_clear"}:
-            return
-        if isinstance(instance, rule_model) and action != "pre_clear":
-            queue(using, self.alias, self.for_instance(instance, {}))
-        if not issubclass(model, rule_model):
-            return
-        if action == "pre_clear":
-            pk_set = _related_pks(sender, instance, rule_model, using)
-        if pk_set:
-            columns = self.columns(rule_model)
-            rows = rule_model._base_manager.db_manager(using).filter(pk__in=pk_set).values(
-                *{a for a, _ in columns.values()}
-            )
-            queue(using, self.alias, self.for_values(rows, rule_model))
+        mine = isinstance(instance, rule_model)
+        others = issubclass(model, rule_model)
+        stash = f"_signalhooks_clear_{id(self)}"
+        if action in ("post_add", "post_remove"):
+            result = self.for_instance(instance, {}) if mine else Invalidation()
+            if others and pk_set:
+                rows = rule_model._base_manager.db_manager(using).filter(pk__in=pk_set)
+                result.merge(self._rows(rows, rule_model))
+            queue(using, self.alias, result)
+        elif action == "pre_clear" and others:
+            # pk_set is None for a clear: read the linked rows while they are linked,
+            # invalidate once they are not.
+            linked = _linked(rule_model, sender, instance, using)
+            instance.__dict__[stash] = self._rows(linked, rule_model)
+        elif action == "post_clear":
+            result = instance.__dict__.pop(stash, Invalidation())
+            if mine:
+                result.merge(self.for_instance(instance, {}))
+            queue(using, self.alias, result)
+
+    def _rows(self, rows: QuerySet[Model], model: type[Model]) -> Invalidation:
+        columns = {a for a, _ in self.columns(model).values()}
+        return self.for_values(rows.values(*columns), model)
 
     def on_bulk(self, change: Any) -> None:
         rows = [row for pair in change.rows for row in pair if row is not None]
@@ -186,7 +217,8 @@ class Rule:
                     Error(
                         f"{where}: the template field {name!r} is not a concrete field "
                         f"of {model._meta.label}.",
-                        hint=f"Use one of: pk, {', '.join(f.name for f in model._meta.concrete_fields)}.",
+                        hint="Use one of: pk, "
+                        + ", ".join(f.name for f in model._meta.concrete_fields),
                         obj=model,
                         id="signalhooks.E011",
                     )
@@ -216,26 +248,18 @@ class Rule:
         return errors
 
 
-def _related_pks(
-    through: type[Model], instance: Model, target: type[Model], using: str
-) -> set[Any]:
-    """Return pks of ``target`` rows linked to ``instance`` through ``through``."""
-    source_field = target_field = None
-    for field in through._meta.concrete_fields:
-        remote = field.remote_field.model if field.remote_field else None
-        if remote is None:
-            continue
-        if source_field is None and isinstance(instance, remote):
-            source_field = field
-        elif remote is target or (isinstance(remote, type) and issubclass(target, remote)):
-            target_field = field
-    if source_field is None or target_field is None:
-        return set()
-    return set(
-        through._base_manager.db_manager(using)
-        .filter(**{source_field.attname: instance.pk})
-        .values_list(target_field.attname, flat=True)
+def _linked(
+    rule_model: type[Model], through: type[Model], instance: Model, using: str
+) -> QuerySet[Model]:
+    """Return the ``rule_model`` rows linked to ``instance`` through ``through``."""
+    forward = (f.name for f in rule_model._meta.many_to_many if f.remote_field.through is through)
+    reverse = (
+        r.name
+        for r in rule_model._meta.related_objects
+        if r.many_to_many and r.through is through  # type: ignore[attr-defined]
     )
+    lookup = next(itertools.chain(forward, reverse))
+    return rule_model._base_manager.db_manager(using).filter(**{lookup: instance.pk})
 
 
 def invalidate(
@@ -257,7 +281,9 @@ def invalidate(
     (sender,) = _senders("invalidate", (model,))
     for name, values in (("keys", keys), ("tags", tags), ("patterns", patterns)):
         if isinstance(values, str):
-            raise TypeError(f"invalidate({name}={values!r}): pass a list, e.g. {name}=[{values!r}].")
+            raise TypeError(
+                f"invalidate({name}={values!r}): pass a list, e.g. {name}=[{values!r}]."
+            )
     if not (keys or tags or patterns):
         raise TypeError("invalidate() needs keys=, tags= or patterns= to invalidate.")
     frame = sys._getframe(1)
@@ -348,8 +374,9 @@ def cached(
         generations = _generations(backend, tags)
         key = f"{key}@{'.'.join(map(str, generations))}"
     sentinel = object()
-    value = backend.get(key, sentinel)
-    if value is sentinel:
-        value = compute()
-        backend.set(key, value, timeout=timeout)
-    return value  # type: ignore[return-value]
+    found = backend.get(key, sentinel)
+    if found is not sentinel:
+        return cast(T, found)
+    value = compute()
+    backend.set(key, value, timeout=timeout)
+    return value

@@ -44,22 +44,25 @@ class HooksQuerySet(QuerySet[M]):
         with transaction.atomic(using=self.db, savepoint=False):
             before = list(self.values(*columns))
             count = super().update(**kwargs)
-            if any(hasattr(value, "resolve_expression")
-                   for value in kwargs.values()):
+            if any(hasattr(value, "resolve_expression") for value in kwargs.values()):
                 # F() and other expressions: only the database knows the new values.
                 after = self._rows([row["pk"] for row in before], columns)
                 pairs = [(row, after.get(row["pk"], row)) for row in before]
             else:
                 new = {attnames[k]: _raw(v) for k, v in kwargs.items()}
-                pairs = [(row, {**row, **{a: v for a, v in new.items() if a in row}})
-                         for row in before]
+                pairs = [
+                    (row, {**row, **{a: v for a, v in new.items() if a in row}}) for row in before
+                ]
             registry.run_bulk(self.model, self.db, "update", pairs)
         return count
 
     update.alters_data = True  # type: ignore[attr-defined]
 
-    def bulk_update(self, objs: Iterable[M], fields: Sequence[str], batch_size: int | None = None) -> int:
+    def bulk_update(
+        self, objs: Iterable[M], fields: Iterable[str], batch_size: int | None = None
+    ) -> int:
         objs = list(objs)
+        fields = list(fields)
         if not registry.bulk_hooks(self.model) or not objs:
             return super().bulk_update(objs, fields, batch_size=batch_size)
         columns = self._hook_columns()
@@ -70,7 +73,7 @@ class HooksQuerySet(QuerySet[M]):
                 count = super().bulk_update(objs, fields, batch_size=batch_size)
             finally:
                 _in_bulk_update.reset(token)
-            changed = {self.model._meta.get_field(name).attname for name in fields}
+            changed = set(_attnames(self.model, fields).values())
             pairs = []
             for obj in objs:
                 old = before.get(obj.pk)
@@ -104,10 +107,9 @@ def _raw(value: Any) -> Any:
     return value.pk if isinstance(value, Model) else value
 
 
-def _attnames(model: type[Model], kwargs: Mapping[str, Any]) -> dict[str, str]:
+def _attnames(model: type[Model], kwargs: Iterable[str]) -> dict[str, str]:
     """Map the names ``update()`` got (``author`` or ``author_id``) to attnames."""
     result = {}
     for name in kwargs:
-        field = model._meta.get_field(name)
-        result[name] = getattr(field, "attname", name)
+        result[name] = getattr(model._meta.get_field(name), "attname", name)
     return result

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.db import models
 
-from signalhooks import HooksQuerySet
+from signalhooks import HooksQuerySet, invalidate
 
 
 class Category(models.Model):
@@ -25,3 +25,7 @@ class Entry(models.Model):
 
 class Note(models.Model):
     text = models.CharField(max_length=50)
+
+
+# Declared while models load, before the app registry is ready: resolved in ready().
+invalidate("cacheapp.Note", keys=["note:{pk}:{text}"], tags=["notes"])
