@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "signalhooks",
     "tests.testapp",
     "tests.cacheapp",
+    "tests.relatedapp",
 ]
 
 MIDDLEWARE = [

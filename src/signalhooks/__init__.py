@@ -6,18 +6,22 @@ from .batching import cache_invalidated
 from .cache import cached, invalidate
 from .hooks import changes, muted, post_delete, post_save, pre_delete, pre_save, track
 from .querysets import HooksQuerySet
+from .related import counter, recount, touch
 
 __all__ = [
     "HooksQuerySet",
     "cache_invalidated",
     "cached",
     "changes",
+    "counter",
     "invalidate",
     "muted",
     "post_delete",
     "post_save",
     "pre_delete",
     "pre_save",
+    "recount",
+    "touch",
     "track",
 ]
 __version__ = "0.1.0"

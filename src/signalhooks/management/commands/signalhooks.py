@@ -6,7 +6,8 @@ import json
 from argparse import ArgumentParser
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.apps import apps
+from django.core.management.base import BaseCommand, CommandError
 
 from signalhooks.registry import Event, Hook, registry
 
@@ -55,11 +56,33 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--json", action="store_true", help="Print JSON for machines.")
-        actions = parser.add_subparsers(dest="action", metavar="{list}")
+        actions = parser.add_subparsers(dest="action", metavar="{list,recount}")
         actions.add_parser("list", help="List hooks per model (the default).")
+        recount_parser = actions.add_parser(
+            "recount", help="Recompute counters from the database and report what was fixed."
+        )
+        recount_parser.add_argument("models", nargs="*", metavar="app_label.Model")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["action"] == "recount":
+            self.recount(options["models"])
+            return
         self.list_hooks(as_json=options["json"])
+
+    def recount(self, labels: list[str]) -> None:
+        from signalhooks.related import counted_models, recount
+
+        try:
+            models = [apps.get_model(label) for label in labels] or counted_models()
+        except (LookupError, ValueError) as error:
+            raise CommandError(f"{error} Pass models as app_label.Model.") from None
+        for model in models:
+            fixed = recount(model)
+            wrong = sum(len(rows) for rows in fixed.values())
+            self.stdout.write(f"{model._meta.label}: {wrong} counter value(s) fixed")
+            for field, rows in fixed.items():
+                for pk, (stored, correct) in sorted(rows.items(), key=lambda item: str(item[0])):
+                    self.stdout.write(f"  pk={pk} {field}: {stored} -> {correct}")
 
     def list_hooks(self, *, as_json: bool) -> None:
         data = listing()
