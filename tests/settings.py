@@ -27,6 +27,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.sites",
     "django.contrib.admin",
+    "allauth",
+    "allauth.account",
+    *(["django_tasks"] if django.VERSION < (6, 0) else []),
+    "django_tasks_db",
     "signalhooks",
     "tests.testapp",
     "tests.cacheapp",
@@ -39,7 +43,14 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
 ]
+
+_TASKS_MODULE = "django.tasks" if django.VERSION >= (6, 0) else "django_tasks"
+TASKS = {
+    "default": {"BACKEND": f"{_TASKS_MODULE}.backends.immediate.ImmediateBackend"},
+    "queued": {"BACKEND": "django_tasks_db.DatabaseBackend"},
+}
 
 TEMPLATES = [
     {
@@ -102,7 +113,9 @@ CACHES = {
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DEFAULT_FROM_EMAIL = "site@example.com"
-if django.VERSION < (6, 1):
+if django.VERSION >= (6, 1):
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+else:
     EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 LOGGING_CONFIG = None

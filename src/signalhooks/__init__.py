@@ -7,6 +7,7 @@ from .cache import cached, invalidate
 from .hooks import changes, muted, post_delete, post_save, pre_delete, pre_save, track
 from .querysets import HooksQuerySet
 from .related import counter, recount, touch
+from .users import user_deleted, user_registered, user_updated
 
 __all__ = [
     "HooksQuerySet",
@@ -23,5 +24,8 @@ __all__ = [
     "recount",
     "touch",
     "track",
+    "user_deleted",
+    "user_registered",
+    "user_updated",
 ]
 __version__ = "0.1.0"

@@ -17,7 +17,10 @@ class SignalHooksConfig(AppConfig):
         from .registry import registry
 
         checks.register(signalhooks_checks.check_hooks)
+        from .users import install as install_user_hooks
+
         registry.setup()
         finish_rules()
+        install_user_hooks()
         if conf.AUTODISCOVER:
             autodiscover_modules("hooks")

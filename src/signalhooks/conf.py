@@ -23,6 +23,8 @@ DEFAULTS: dict[str, Any] = {
     "MAILER": None,
     # Site name shown in the welcome mail; ``None`` means the current Site or "our site".
     "SITE_NAME": None,
+    # Tasks backend alias (django.tasks / django-tasks) that sends the welcome mail.
+    "TASK_BACKEND": "default",
 }
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from signalhooks import HooksQuerySet, counter
@@ -32,3 +33,9 @@ class Vote(models.Model):
 
 # Declared while models load: validated by the system check, wired in ready().
 counter(Vote, "topic", "vote_count")
+
+
+class Team(models.Model):
+    """An m2m to the user model that is not groups or permissions."""
+
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from argparse import ArgumentParser
+from collections import Counter
 from typing import Any
 
 from django.apps import apps
@@ -56,18 +57,36 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--json", action="store_true", help="Print JSON for machines.")
-        actions = parser.add_subparsers(dest="action", metavar="{list,recount}")
+        actions = parser.add_subparsers(dest="action", metavar="{list,recount,welcome}")
         actions.add_parser("list", help="List hooks per model (the default).")
         recount_parser = actions.add_parser(
             "recount", help="Recompute counters from the database and report what was fixed."
         )
         recount_parser.add_argument("models", nargs="*", metavar="app_label.Model")
+        welcome_parser = actions.add_parser("welcome", help="Welcome mail delivery state.")
+        welcome_parser.add_argument(
+            "--retry", action="store_true", help="Send again the welcome mails that failed."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["action"] == "recount":
             self.recount(options["models"])
             return
+        if options["action"] == "welcome":
+            self.welcome(retry=options["retry"])
+            return
         self.list_hooks(as_json=options["json"])
+
+    def welcome(self, *, retry: bool) -> None:
+        from signalhooks.mail import retry_failed
+        from signalhooks.models import WelcomeMail
+
+        if retry:
+            for user_pk, status in retry_failed().items():
+                self.stdout.write(f"user {user_pk}: {status}")
+        counts = Counter(WelcomeMail.objects.values_list("status", flat=True))
+        summary = ", ".join(f"{status}={counts[status]}" for status in sorted(counts))
+        self.stdout.write(f"welcome mails: {summary or 'none'}")
 
     def recount(self, labels: list[str]) -> None:
         from signalhooks.related import counted_models, recount

@@ -1,0 +1,30 @@
+"""Delivery state of the welcome mail: one row per user, so one mail per user."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class WelcomeMail(models.Model):
+    """Whether the welcome mail of one user went out, failed, or was skipped."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENDING = "sending"
+        SENT = "sent"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+
+    # The user's primary key as text: works with any AUTH_USER_MODEL pk type and
+    # never blocks deleting the user.
+    user_pk = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "welcome mail"
+
+    def __str__(self) -> str:
+        return f"welcome mail for user {self.user_pk}: {self.status}"
