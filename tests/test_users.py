@@ -169,7 +169,8 @@ def test_custom_user_model():
         # A database of its own: this run's test database is in use.
         env={
             **os.environ,
-            "SIGNALHOOKS_TEST_DB_SUFFIX": f"{os.environ.get('SIGNALHOOKS_TEST_DB_SUFFIX', '')}_custom",
+            "SIGNALHOOKS_TEST_DB_SUFFIX": os.environ.get("SIGNALHOOKS_TEST_DB_SUFFIX", "")
+            + "_custom",
         },
     )
     assert result.returncode == 0, result.stdout + result.stderr
