@@ -40,6 +40,14 @@ test: venv check-redis
 	@if [ -d sample_project ]; then set -x; $(PY) -m pytest sample_project --ds=sample_project.settings -p no:cov $(PYTEST_ARGS); fi
 	@if [ -d benchmarks ] && ls benchmarks/bench_*.py >/dev/null 2>&1; then set -x; $(PY) -m pytest benchmarks --ds=benchmarks.settings -p no:cov --benchmark-disable $(PYTEST_ARGS); fi
 
+BENCH_NAME ?= $(shell $(PYTHON) -c 'import sys; print("py%d%d" % sys.version_info[:2])' 2>/dev/null)-$(if $(DATABASE_URL),postgres,sqlite)
+
+bench: venv check-redis
+	@mkdir -p benchmarks/results
+	$(PY) -m pytest benchmarks --ds=benchmarks.settings -p no:cov -q \
+	  --benchmark-json=benchmarks/results/$(BENCH_NAME).json --benchmark-min-rounds=20 $(PYTEST_ARGS)
+	$(PY) -m benchmarks.report benchmarks/results/$(BENCH_NAME).json
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

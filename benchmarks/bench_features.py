@@ -8,9 +8,9 @@ from django.core import mail
 from django.db import connection, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from tests.redis_counting import CountingConnection
 
 from benchmarks.benchapp import models as m
-from tests.redis_counting import CountingConnection
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -95,6 +95,7 @@ def test_load_rows(benchmark, variant, loaded):
     gc.collect()
     tracemalloc.start()
     rows = list(model.objects.all())
+    assert len(rows) == 10_000
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     benchmark.extra_info["peak_bytes"] = peak

@@ -7,7 +7,6 @@ import sys
 
 import dj_database_url
 import django
-
 from tests.redis_counting import CountingConnection
 from tests.redis_server import suite_redis_url
 
@@ -33,7 +32,10 @@ TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {
-        "default": {**dj_database_url.parse(DATABASE_URL), "TEST": {"NAME": "test_signalhooks_bench"}}
+        "default": {
+            **dj_database_url.parse(DATABASE_URL),
+            "TEST": {"NAME": "test_signalhooks_bench"},
+        }
     }
 else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
