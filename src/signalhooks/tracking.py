@@ -17,8 +17,9 @@ from typing import Any
 from django.conf import settings
 from django.db.models import DEFERRED, Field, JSONField, Model
 
-#: Key of the loaded-state tuple in ``instance.__dict__``.
-STATE = "_signalhooks_state"
+#: Attribute of ``instance._state`` (Django's ModelState) holding the loaded values:
+#: kept off the instance itself so ``vars(instance)`` and serialisers never see it.
+STATE = "signalhooks"
 #: What ``changes`` shows for a password hash, old and new.
 REDACTED = "<redacted>"
 #: ``changes`` when nothing changed; read-only so a hook cannot poison it.
@@ -94,18 +95,20 @@ class Tracker:
             value = self._getter(d)
         except KeyError:
             value = self._current(d)
-        d[STATE] = copy.deepcopy(value) if self._mutable else value
+        # An attribute, not ``__dict__[...]``: reading an object's __dict__ makes
+        # CPython build a real dict for it, which costs more than the value.
+        setattr(instance._state, STATE, copy.deepcopy(value) if self._mutable else value)
 
     # -- comparing -----------------------------------------------------------------
     def changes(self, instance: Model, *, adding: bool = False) -> Mapping[str, tuple[Any, Any]]:
         """Return ``{field name: (old, new)}`` for the tracked fields that differ."""
-        d = instance.__dict__
-        new = self._current(d)
+        new = self._current(instance.__dict__)
         if adding:
             return self._build(self._nothing, self._as_tuple(new), everything=True)
-        if d.get(STATE, _MISSING) == new:
+        old = getattr(instance._state, STATE, _MISSING)
+        if old == new:
             return NO_CHANGES
-        return self._build(self._old(d.get(STATE, _MISSING)), self._as_tuple(new))
+        return self._build(self._old(old), self._as_tuple(new))
 
     @property
     def _nothing(self) -> tuple[None, ...]:
@@ -131,20 +134,21 @@ class Tracker:
     ) -> Mapping[str, tuple[Any, Any]]:
         """Return the changes a save wrote and make the saved values the new baseline."""
         d = instance.__dict__
+        state = instance._state
         try:
             new = self._getter(d)
         except KeyError:
             new = self._current(d)
-        old = d.get(STATE, _MISSING)
+        old = getattr(state, STATE, _MISSING)
         if update_fields is None and not created:
             # The hot path: an update save. Equal tuples mean nothing changed and
             # the baseline is already right.
             if old == new:
                 return NO_CHANGES
-            d[STATE] = self._keep(new)
+            setattr(state, STATE, self._keep(new))
             return self._build(self._old(old), self._as_tuple(new))
         if update_fields is None:
-            d[STATE] = self._keep(new)
+            setattr(state, STATE, self._keep(new))
             return self._build(self._nothing, self._as_tuple(new), everything=True)
         # save(update_fields=...): only the listed fields (and any a pre_save hook
         # assigned, which signalhooks wrote too) were written.
@@ -157,7 +161,7 @@ class Tracker:
                 self.names, self.attnames, old_values, new_values, strict=True
             )
         )
-        d[STATE] = self._keep(baseline if len(baseline) > 1 else baseline[0])
+        setattr(state, STATE, self._keep(baseline if len(baseline) > 1 else baseline[0]))
         return self._build(old_values, new_values, everything=created, only=written)
 
 
