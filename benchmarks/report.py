@@ -6,10 +6,13 @@ Usage: python -m benchmarks.report benchmarks/results/<name>.json
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 from pathlib import Path
 from typing import Any
+
+import django
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -153,10 +156,12 @@ def report(path: Path) -> str:
         f"Source: `{path.name}`, {data.get('datetime', '')[:19]}. Machine: "
         f"{info.get('cpu', {}).get('brand_raw', platform.processor() or 'unknown CPU')}, "
         f"Python {info.get('python_version', platform.python_version())}, "
-        f"{data.get('signalhooks_versions', '')}",
+        f"Django {django.get_version()}, "
+        f"{'PostgreSQL' if os.environ.get('DATABASE_URL') else 'SQLite in memory'}.",
         "",
-        "Ratios are the fastest round (min; the least disturbed by other load) divided by the `plain` variant (or `welcome mail off`) of the same "
-        "group, measured in the same run. ![overhead](overhead.svg)",
+        "Ratios are the fastest round (min: the one least disturbed by other load) divided "
+        "by the `plain` variant (or `welcome mail off`) of the same group, measured in the "
+        "same run. ![overhead](overhead.svg)",
         "",
         "## Targets",
         "",
