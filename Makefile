@@ -53,5 +53,15 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy src tests/typing_check.py
 
+# The sample project (never run by `make test` or CI): migrate, seed and walk through
+# what each hook does, then serve. Redis at REDIS_URL (default redis://127.0.0.1:6379/0),
+# else an in-process cache, which the server says once (SAMPLE_REDIS_WARNED: not before).
+demo: venv
+	SAMPLE_REDIS_WARNED=1 $(PY) sample_project/manage.py migrate --noinput -v 0
+	SAMPLE_REDIS_WARNED=1 $(PY) sample_project/manage.py demo
+	@echo ""
+	@echo "Serving the sample project on http://127.0.0.1:$(PORT)/  (Ctrl-C stops it)"
+	$(PY) sample_project/manage.py runserver 127.0.0.1:$(PORT)
+
 clean:
 	rm -rf $(VENV) build .coverage htmlcov .mypy_cache .ruff_cache

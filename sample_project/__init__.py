@@ -1,0 +1,1 @@
+"""A small blog that shows every signalhooks feature: ``make demo`` serves it."""

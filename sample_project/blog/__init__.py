@@ -1,0 +1,1 @@
+"""The blog: posts, comments and accounts, kept fresh by signalhooks (see hooks.py)."""

@@ -1,0 +1,1 @@
+"""Development-only pages: the mailbox (mail the site sent) and the invalidations panel."""

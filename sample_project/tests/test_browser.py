@@ -1,0 +1,91 @@
+"""One real browser: Debian's chromium, driven by Playwright, against the live site.
+
+It also takes the README's screenshots (docs/images/home.png and mailbox.png).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from sample_project.blog.models import Post
+from sample_project.devtools.models import Mail
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; .ci/run installs it
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+HELLO = "hello-signalhooks"
+
+
+def browse(base: str) -> None:
+    """Register, read the welcome mail, comment, and see the count on the cached home page."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 800})
+            page.set_default_timeout(15_000)
+            count = page.locator(f'[data-post="{HELLO}"] .count')
+
+            page.goto(f"{base}/")
+            expect(count).to_have_text("2 comments")  # and "home" is now cached
+
+            page.goto(f"{base}/accounts/register/")
+            page.fill("#id_username", "erin")
+            page.fill("#id_email", "erin@example.com")
+            page.fill("#id_password1", "a-long-Pass-phrase-42")
+            page.fill("#id_password2", "a-long-Pass-phrase-42")
+            page.click("main form button[type=submit]")
+            expect(page.locator(".messages")).to_contain_text("A welcome mail went to erin@")
+
+            page.goto(f"{base}/dev/mailbox/")
+            expect(page.locator("#mailbox")).to_contain_text(
+                "Welcome to Signalhooks Sample Blog, erin!"
+            )
+            page.screenshot(path=IMAGES / "mailbox.png")
+
+            page.goto(f"{base}/posts/{HELLO}/")
+            page.fill("#id_body", "Written in a real browser: watch the count.")
+            page.click("main form button[type=submit]")
+            expect(page.locator(".messages")).to_contain_text("Comment added.")
+
+            page.goto(f"{base}/")
+            expect(count).to_have_text("3 comments")
+            expect(page.locator("#invalidations-panel")).to_contain_text(f"post:{HELLO}")
+            page.screenshot(path=IMAGES / "home.png")
+        finally:
+            browser.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_browser_register_mailbox_and_comment(live_server, seeded):
+    IMAGES.mkdir(parents=True, exist_ok=True)
+
+    # Playwright's sync API runs an asyncio event loop in the thread that calls it,
+    # and Django refuses database access in a thread with a running event loop
+    # (SynchronousOnlyOperation) - which this test thread needs, before and after,
+    # and which pytest-django needs to flush the database at teardown. So the
+    # browser runs in a thread of its own and no DJANGO_ALLOW_ASYNC_UNSAFE is needed;
+    # the live server answers from its own thread, as it always does.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(browse, live_server.url).result(timeout=180)
+
+    assert (
+        Mail.objects.filter(
+            to="erin@example.com", subject="Welcome to Signalhooks Sample Blog, erin!"
+        ).count()
+        == 1
+    )
+    assert Post.objects.get(slug=HELLO).comment_count == 3
+    for name in ("home.png", "mailbox.png"):
+        assert (IMAGES / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
