@@ -100,5 +100,6 @@ def schedule_welcome(user_pk: Any, using: str | None = None) -> None:
     """Record the mail as pending and hand it to the task queue after commit."""
     from .tasks import enqueue_welcome
 
-    WelcomeMail.objects.get_or_create(user_pk=str(user_pk))
+    # One INSERT, not get_or_create's SELECT + INSERT: this runs on the request path.
+    WelcomeMail.objects.bulk_create([WelcomeMail(user_pk=str(user_pk))], ignore_conflicts=True)
     transaction.on_commit(lambda: enqueue_welcome(user_pk), using=using)
