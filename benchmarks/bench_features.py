@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from tests.redis_counting import CountingConnection
 
 from benchmarks.benchapp import models as m
+from benchmarks.interleave import interleaved_ratio
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,6 +38,18 @@ def test_transaction_with_rule(benchmark, variant):
     benchmark(block)
     benchmark.extra_info["redis_round_trips"] = max(sent)
     assert set(sent) == ({0} if variant == "plain" else {1})
+    if not benchmark.disabled:
+        plain_rows = [m.Plain.objects.create(name=str(i)) for i in range(100)]
+
+        def plain_block():
+            with transaction.atomic():
+                for row in plain_rows:
+                    row.score += 1
+                    row.save()
+
+        benchmark.extra_info["interleaved_ratio"] = interleaved_ratio(
+            plain_block, block, rounds=10, number=1
+        )
 
 
 @pytest.mark.benchmark(group="autocommit save with a rule")
@@ -55,6 +68,14 @@ def test_autocommit_save_with_rule(benchmark, variant):
     benchmark(save)
     benchmark.extra_info["redis_round_trips"] = max(sent)
     assert set(sent) == ({0} if variant == "plain" else {1})
+    if not benchmark.disabled:
+        plain = m.Plain.objects.create(name="a")
+
+        def plain_save():
+            plain.score += 1
+            plain.save()
+
+        benchmark.extra_info["interleaved_ratio"] = interleaved_ratio(plain_save, save)
 
 
 @pytest.mark.benchmark(group="comment create")
@@ -67,6 +88,11 @@ def test_comment_create(benchmark, variant):
     benchmark.extra_info["queries"] = len(queries)
     assert len(queries) == (1 if variant == "plain" else 2)  # + one UPDATE of the post
     benchmark(lambda: model.objects.create(post=post, text="x"))
+    if not benchmark.disabled:
+        benchmark.extra_info["interleaved_ratio"] = interleaved_ratio(
+            lambda: m.PlainComment.objects.create(post=post, text="x"),
+            lambda: model.objects.create(post=post, text="x"),
+        )
 
 
 @pytest.mark.benchmark(group="user creation")

@@ -11,6 +11,7 @@ import tracemalloc
 import pytest
 
 from benchmarks.benchapp import models as m
+from benchmarks.interleave import interleaved_ratio
 
 pytestmark = pytest.mark.django_db
 
@@ -50,6 +51,14 @@ def test_update_save(benchmark, variant):
 
     benchmark(save)
     assert type(instance).objects.get(pk=instance.pk).score == instance.score
+    if not benchmark.disabled:
+        plain = m.Plain.objects.create(name="a")
+
+        def plain_save():
+            plain.score += 1
+            plain.save()
+
+        benchmark.extra_info["interleaved_ratio"] = interleaved_ratio(plain_save, save)
 
 
 @pytest.mark.benchmark(group="create save")
@@ -58,6 +67,10 @@ def test_create_save(benchmark, variant):
     model = VARIANTS[variant]
     benchmark(lambda: model.objects.create(name="a"))
     assert model.objects.exists()
+    if not benchmark.disabled:
+        benchmark.extra_info["interleaved_ratio"] = interleaved_ratio(
+            lambda: m.Plain.objects.create(name="a"), lambda: model.objects.create(name="a")
+        )
 
 
 @pytest.mark.benchmark(group="delete")
@@ -91,6 +104,13 @@ def test_load_rows(benchmark, variant, loaded):
     model = LOAD_VARIANTS[variant]
     rows = benchmark.pedantic(lambda: list(model.objects.all()), rounds=5, iterations=1)
     assert len(rows) == 10_000
+    if not benchmark.disabled:
+        benchmark.extra_info["interleaved_ratio"] = interleaved_ratio(
+            lambda: list(m.Plain.objects.all()),
+            lambda: list(model.objects.all()),
+            rounds=7,
+            number=1,
+        )
     del rows
     gc.collect()
     tracemalloc.start()

@@ -112,13 +112,16 @@ class Rule:
         return self._columns
 
     # -- formatting --------------------------------------------------------------------
-    def _format(self, values: Mapping[str, Any]) -> Invalidation:
+    def _format(self, values: dict[str, Any]) -> Invalidation:
+        # Runs on every save of the model: no work for what the rule does not use.
         values = _Values(values)
-        escaped = _Values({k: glob_escape(str(v)) for k, v in values.items()})
         return Invalidation(
             keys={t.format_map(values) for t in self.keys},
             tags={t.format_map(values) for t in self.tags},
-            patterns={t.format_map(escaped) for t in self.patterns},
+            patterns={
+                t.format_map(_Values({k: glob_escape(str(v)) for k, v in values.items()}))
+                for t in self.patterns
+            },
         )
 
     def for_values(self, rows: Iterable[Mapping[str, Any]], model: type[Model]) -> Invalidation:
