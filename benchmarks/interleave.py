@@ -24,3 +24,16 @@ def interleaved_ratio(
                 operation()
             best[operation] = min(best[operation], perf_counter() - start)
     return best[variant] / best[baseline]
+
+
+def plain_update_save() -> Callable[[], None]:
+    """Return an update save of a plain model row: the baseline of the save groups."""
+    from benchmarks.benchapp.models import Plain
+
+    row = Plain.objects.create(name="baseline")
+
+    def save() -> None:
+        row.score += 1
+        row.save()
+
+    return save
