@@ -34,6 +34,8 @@ def test_conf_unknown_attribute():
 
 def test_conf_other_settings_do_not_reset():
     conf.CACHE  # noqa: B018
-    merged = conf._merged
+    assert "CACHE" in vars(conf)
     with override_settings(DEBUG=True):
-        assert conf._merged is merged
+        assert "CACHE" in vars(conf)
+    with override_settings(SIGNALHOOKS={}):
+        assert "CACHE" not in vars(conf)

@@ -29,19 +29,17 @@ DEFAULTS: dict[str, Any] = {
 
 
 class Settings:
-    """Read ``settings.SIGNALHOOKS`` merged over the defaults, cached until it changes."""
+    """Read ``settings.SIGNALHOOKS`` merged over the defaults, cached until it changes.
 
-    def __init__(self) -> None:
-        self._merged: dict[str, Any] | None = None
+    The merged values become instance attributes, so a read on the save path is a
+    plain attribute look-up; ``__getattr__`` only runs on the first read after a change.
+    """
 
     def __getattr__(self, name: str) -> Any:
-        merged = self._merged
-        if merged is None:
-            merged = self._merged = self._load()
-        try:
-            return merged[name]
-        except KeyError:
-            raise AttributeError(name) from None
+        if name not in DEFAULTS:
+            raise AttributeError(name)
+        self.__dict__.update(self._load())
+        return self.__dict__[name]
 
     def _load(self) -> dict[str, Any]:
         user: dict[str, Any] = getattr(settings, "SIGNALHOOKS", {}) or {}
@@ -56,7 +54,7 @@ class Settings:
         return {**DEFAULTS, **user}
 
     def reset(self) -> None:
-        self._merged = None
+        self.__dict__.clear()
 
 
 conf = Settings()
