@@ -59,6 +59,7 @@ class Relation:
         self.counters: list[Counter] = []
         self.touches: list[tuple[str, str]] = []  # (parent field, source)
         self.hooks: list[Hook] = []
+        self._columns: dict[type[Model], dict[str, str]] = {}
 
     # -- resolution --------------------------------------------------------------------
     @property
@@ -76,8 +77,13 @@ class Relation:
 
     def columns(self, model: type[Model]) -> dict[str, str]:
         """Return ``{name: attname}`` of the child fields the relation reads."""
-        names = {self.fk, *(n for c in self.counters for n in c.where)}
-        return {n: f.attname for n in names if (f := find_field(model, n)) is not None}
+        # Read on every save: worked out once per model (and again after a new counter).
+        columns = self._columns.get(model)
+        if columns is None:
+            names = {self.fk, *(n for c in self.counters for n in c.where)}
+            columns = {n: f.attname for n in names if (f := find_field(model, n)) is not None}
+            self._columns[model] = columns
+        return columns
 
     # -- the work ------------------------------------------------------------------------
     def _values(self, instance: Model, changes: Mapping[str, Any], old: bool) -> dict[str, Any]:
@@ -230,6 +236,7 @@ def _relation(child: ModelRef, fk: str, decorator: str) -> Relation:
 
 
 def _register(relation: Relation, source: str) -> None:
+    relation._columns.clear()  # a new counter may read more fields
     if apps.models_ready:
         relation.validate(relation.model)  # else: system check signalhooks.E020
     for hook in relation.hooks:
