@@ -1,6 +1,8 @@
-"""What a hook adds to one save, against a plain model and the peers.
+"""What a hook adds to one save, one delete and one load, against a plain model and the peers.
 
-Every group has a ``plain`` variant measured in the same run; REPORT.md divides by it.
+Every group has a ``plain`` variant measured in the same run; REPORT.md divides by
+it. With timing on, each variant is also timed in turns with plain
+(``interleaved_ratio`` in extra_info), which is what the targets are checked on.
 """
 
 from __future__ import annotations
@@ -10,106 +12,110 @@ import tracemalloc
 
 import pytest
 
+from benchmarks import operations as ops
 from benchmarks.benchapp import models as m
-from benchmarks.interleave import interleaved_ratio, plain_update_save
+from benchmarks.interleave import interleaved_ratio
 
 pytestmark = pytest.mark.django_db
 
-VARIANTS = {
-    "plain": m.Plain,
-    "django receiver": m.Receiver,
-    "signalhooks hook": m.Hooked,
-    "signalhooks changed=": m.HookedChanged,
-    "django-lifecycle": m.Lifecycle,
-    "django-lifecycle changed": m.LifecycleChanged,
-    "model-utils FieldTracker": m.FieldTracked,
-    "dirtyfields": m.Dirty,
-}
-if m.LIFECYCLE_HOOKS:
-    VARIANTS["django-lifecycle-hooks"] = m.LCHooks
-    VARIANTS["django-lifecycle-hooks changed"] = m.LCHooksChanged
-LOAD_VARIANTS = {
-    "plain": m.Plain,
-    "signalhooks 2 tracked fields": m.Tracked,
-    "django-lifecycle": m.LifecycleTracked,
-    "model-utils FieldTracker": m.FieldTracked,
-    "dirtyfields": m.Dirty,
-}
-if m.LIFECYCLE_HOOKS:
-    LOAD_VARIANTS["django-lifecycle-hooks"] = m.LCHooks
+
+def model_of(variants, variant):
+    model = variants[variant]
+    reason = ops.skip_reason(model)
+    if reason:
+        pytest.skip(reason)
+    return model
 
 
 @pytest.mark.benchmark(group="update save")
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", ops.SAVE_VARIANTS)
 def test_update_save(benchmark, variant):
-    instance = VARIANTS[variant].objects.create(name="a")
-    instance = type(instance).objects.get(pk=instance.pk)
-
-    def save():
-        instance.score += 1
-        instance.save()
-
+    model = model_of(ops.SAVE_VARIANTS, variant)
+    save = ops.update_save(model)
     benchmark(save)
-    assert type(instance).objects.get(pk=instance.pk).score == instance.score
+    row = model.objects.get()
+    assert row.score > 0  # every save reached the database
     if not benchmark.disabled:
-        benchmark.extra_info["interleaved_ratio"] = interleaved_ratio(plain_update_save(), save)
+        benchmark.extra_info["interleaved_ratio"] = interleaved_ratio(
+            ops.update_save(m.Plain), save, rounds=20
+        )
 
 
 @pytest.mark.benchmark(group="create save")
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", ops.SAVE_VARIANTS)
 def test_create_save(benchmark, variant):
-    model = VARIANTS[variant]
-    benchmark(lambda: model.objects.create(name="a"))
+    model = model_of(ops.SAVE_VARIANTS, variant)
+    create = ops.create_save(model)
+    benchmark(create)
     assert model.objects.exists()
     if not benchmark.disabled:
         benchmark.extra_info["interleaved_ratio"] = interleaved_ratio(
-            lambda: m.Plain.objects.create(name="a"), lambda: model.objects.create(name="a")
+            ops.create_save(m.Plain), create, rounds=20
         )
 
 
 @pytest.mark.benchmark(group="delete")
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", ops.SAVE_VARIANTS)
 def test_delete(benchmark, variant):
-    model = VARIANTS[variant]
-
-    def setup():
-        return (model.objects.create(name="a"),), {}
-
-    benchmark.pedantic(lambda instance: instance.delete(), setup=setup, rounds=200)
+    model = model_of(ops.SAVE_VARIANTS, variant)
+    rounds = 1 if benchmark.disabled else 300  # disabled: pedantic() runs once
+    benchmark.pedantic(ops.delete_pool(model, rounds), rounds=rounds, iterations=1)
     assert not model.objects.exists()
+    if not benchmark.disabled:
+        rounds, number = 15, 50
+        benchmark.extra_info["interleaved_ratio"] = interleaved_ratio(
+            ops.delete_pool(m.Plain, rounds * number),
+            ops.delete_pool(model, rounds * number),
+            rounds=rounds,
+            number=number,
+        )
+        assert not model.objects.exists()
 
 
 @pytest.fixture(scope="module")
-def loaded(django_db_setup, django_db_blocker):
+def loaded(request, django_db_setup, django_db_blocker):
+    """Fill each load variant's table once with the same rows; return how many.
+
+    10,000 when timing; with ``--benchmark-disable`` (CI) 1,000 keep the run short.
+    """
+    rows = 1000 if request.config.getoption("benchmark_disable") else ops.LOAD_ROWS
     with django_db_blocker.unblock():
-        for model in LOAD_VARIANTS.values():
-            model.objects.bulk_create(
-                [model(name=f"n{i}", status="new", score=i) for i in range(10_000)]
-            )
-    yield
+        for model in ops.LOAD_VARIANTS.values():
+            if model is not None:
+                ops.fill(model, rows)
+    yield rows
     with django_db_blocker.unblock():
-        for model in LOAD_VARIANTS.values():
-            model.objects.all().delete()
+        for model in ops.LOAD_VARIANTS.values():
+            if model is not None:
+                model.objects.all().delete()
+
+
+def peak_memory(load, expected: int) -> tuple[int, int]:
+    """Return ``(peak, retained)`` bytes allocated by one load, measured apart from timing."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        rows = load()
+        retained, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(rows) == expected
+    return peak, retained
 
 
 @pytest.mark.benchmark(group="load 10,000 rows")
-@pytest.mark.parametrize("variant", LOAD_VARIANTS)
+@pytest.mark.parametrize("variant", ops.LOAD_VARIANTS)
 def test_load_rows(benchmark, variant, loaded):
-    model = LOAD_VARIANTS[variant]
-    rows = benchmark.pedantic(lambda: list(model.objects.all()), rounds=5, iterations=1)
-    assert len(rows) == 10_000
+    model = model_of(ops.LOAD_VARIANTS, variant)
+    load = ops.load(model)
+    rows = benchmark.pedantic(load, rounds=1 if benchmark.disabled else 10, warmup_rounds=1)
+    assert len(rows) == loaded
+    del rows
+    # Memory: a separate, untimed load (tracemalloc slows allocation down).
+    peak, retained = peak_memory(load, loaded)
+    benchmark.extra_info["peak_bytes"] = peak
+    benchmark.extra_info["retained_bytes"] = retained
     if not benchmark.disabled:
         benchmark.extra_info["interleaved_ratio"] = interleaved_ratio(
-            lambda: list(m.Plain.objects.all()),
-            lambda: list(model.objects.all()),
-            rounds=7,
-            number=1,
+            ops.load(m.Plain), load, rounds=10, number=1
         )
-    del rows
-    gc.collect()
-    tracemalloc.start()
-    rows = list(model.objects.all())
-    assert len(rows) == 10_000
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    benchmark.extra_info["peak_bytes"] = peak

@@ -14,26 +14,17 @@ def interleaved_ratio(
     rounds: int = 15,
     number: int = 100,
 ) -> float:
-    """Return best(variant) / best(baseline), timing ``number`` calls of each in turns."""
-    best = {baseline: float("inf"), variant: float("inf")}
+    """Return best(variant) / best(baseline), timing ``number`` calls of each in turns.
+
+    The best (least disturbed) of ``rounds`` batches of each; with both timed in
+    turns, load from other processes slows both alike instead of one of them.
+    """
+    best = [float("inf"), float("inf")]
     gc.collect()
     for _ in range(rounds):
-        for operation in (baseline, variant):
+        for index, operation in enumerate((baseline, variant)):
             start = perf_counter()
             for _ in range(number):
                 operation()
-            best[operation] = min(best[operation], perf_counter() - start)
-    return best[variant] / best[baseline]
-
-
-def plain_update_save() -> Callable[[], None]:
-    """Return an update save of a plain model row: the baseline of the save groups."""
-    from benchmarks.benchapp.models import Plain
-
-    row = Plain.objects.create(name="baseline")
-
-    def save() -> None:
-        row.score += 1
-        row.save()
-
-    return save
+            best[index] = min(best[index], perf_counter() - start)
+    return best[1] / best[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 
 import dj_database_url
@@ -34,7 +35,9 @@ if DATABASE_URL:
     DATABASES = {
         "default": {
             **dj_database_url.parse(DATABASE_URL),
-            "TEST": {"NAME": "test_signalhooks_bench"},
+            "TEST": {
+                "NAME": "test_signalhooks_bench" + os.environ.get("SIGNALHOOKS_TEST_DB_SUFFIX", "")
+            },
         }
     }
 else:
@@ -45,7 +48,8 @@ CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "signalhooks-bench",
+        # Unique per run: the suite only ever deletes under its own prefix.
+        "KEY_PREFIX": f"signalhooks-bench-{os.getpid()}-{secrets.token_hex(4)}",
         "OPTIONS": {"CONNECTION_POOL_KWARGS": {"connection_class": CountingConnection}},
     }
 }

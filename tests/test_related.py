@@ -1,18 +1,37 @@
 from __future__ import annotations
 
+import datetime
 import threading
 from io import StringIO
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.cache import caches
 from django.core.management import CommandError, call_command
-from django.db import connection, transaction
+from django.core.management.base import SystemCheckError
+from django.db import connection, connections, transaction
+from django.db.models import F
+from django.db.models.signals import post_delete
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from signalhooks import counter, invalidate, recount, touch
+from signalhooks import counter, invalidate, post_save, recount, touch
+from signalhooks.registry import registry
+from signalhooks.related import BATCH, Counter, Relation
 from tests.cacheapp.models import Entry
-from tests.relatedapp.models import Post, Reply, Topic, Vote
+from tests.relatedapp.models import (
+    Content,
+    Note,
+    Page,
+    Post,
+    Reply,
+    ReplyProxy,
+    Tag,
+    Tagging,
+    Topic,
+    Vote,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -29,14 +48,57 @@ def counts(post):
     return post.comment_count, post.approved_count
 
 
-def test_counter_create_delete_and_cascade(counters):
+def updates(queries):
+    return [q["sql"] for q in queries if q["sql"].startswith("UPDATE")]
+
+
+# -- counting ---------------------------------------------------------------------------
+
+
+def test_counter_create_and_delete_cost_one_update_each(counters, django_assert_num_queries):
     post = Post.objects.create()
-    replies = [Reply.objects.create(post=post, approved=i % 2 == 0) for i in range(3)]
-    assert counts(post) == (3, 2)
-    replies[0].delete()
+    with django_assert_num_queries(2):  # INSERT, one UPDATE of the post
+        first = Reply.objects.create(post=post, approved=True)
+    Reply.objects.create(post=post)
     assert counts(post) == (2, 1)
-    post.delete()  # cascade: the replies' delete hooks run (and touch nothing left)
+    with django_assert_num_queries(2):  # DELETE, one UPDATE of the post
+        first.delete()
+    assert counts(post) == (1, 0)
+
+
+def test_counter_update_is_one_statement_in_the_database(counters):
+    post = Post.objects.create()
+    with CaptureQueriesContext(connection) as queries:
+        Reply.objects.create(post=post, approved=True)
+    [sql] = updates(queries)
+    plain = sql.replace('"', "").replace("`", "")
+    # F()-style arithmetic in the database, and the touch in the same statement.
+    assert "comment_count = comment_count + 1" in plain
+    assert "approved_count = approved_count + 1" in plain
+    assert "updated_at = " in plain
+    assert not [q for q in queries if q["sql"].startswith("SELECT")]  # no read-modify-write
+
+
+def test_counter_cascade_from_the_parent_skips_the_doomed_parent(counters):
+    post = Post.objects.create()
+    Reply.objects.bulk_create([Reply(post=post) for _ in range(3)])
+    with CaptureQueriesContext(connection) as queries:
+        post.delete()
     assert not Reply.objects.exists()
+    # No UPDATE of the row being deleted (one per reply); Django's own SET_NULL of
+    # Reply.quoted is the only UPDATE.
+    assert [sql for sql in updates(queries) if "relatedapp_post" in sql] == []
+
+
+def test_counter_cascade_from_elsewhere_still_counts(counters):
+    post = Post.objects.create()
+    user = User.objects.create(username="u")
+    Reply.objects.create(post=post, author=user, approved=True)
+    Reply.objects.create(post=post)
+    user.delete()  # cascades to the user's reply; the post stays
+    assert counts(post) == (1, 0)
+    Post.objects.filter(pk=post.pk).delete()  # a queryset origin: counted, harmlessly
+    assert not Reply.objects.exists() and not Post.objects.exists()
 
 
 def test_counter_moves_between_parents_and_to_and_from_none(counters):
@@ -51,12 +113,44 @@ def test_counter_moves_between_parents_and_to_and_from_none(counters):
     reply.post = first
     reply.save()
     assert counts(first) == (1, 1)
-    orphan = Reply.objects.create(post=None)
-    orphan.delete()
-    assert counts(first) == (1, 1)
+    reply.post_id = second.pk  # by attname too
+    reply.save()
+    assert counts(first) == (0, 0) and counts(second) == (1, 1)
 
 
-def test_counter_condition_transitions(counters):
+def test_counter_two_foreign_keys_of_one_child(counters):
+    counter(Reply, "quoted", "quote_count")
+    post, quoted = Post.objects.create(), Post.objects.create()
+    with CaptureQueriesContext(connection) as queries:
+        reply = Reply.objects.create(post=post, quoted=quoted)
+    assert len(updates(queries)) == 2  # one per parent
+    assert Post.objects.get(pk=quoted.pk).quote_count == 1
+    reply.quoted = post
+    reply.save()
+    assert [p.quote_count for p in Post.objects.order_by("pk")] == [1, 0]
+    quoted.delete()
+    assert counts(post) == (1, 0)
+
+
+def test_counter_orphans_cost_nothing(django_assert_num_queries):
+    counter(Reply, "post", "comment_count")
+    with django_assert_num_queries(1):
+        orphan = Reply.objects.create(post=None)
+    with django_assert_num_queries(1):
+        orphan.delete()
+
+
+def test_counter_unrelated_save_costs_nothing(django_assert_num_queries):
+    counter(Reply, "post", "comment_count")
+    post = Post.objects.create()
+    reply = Reply.objects.create(post=post)
+    reply.text = "edited"
+    with django_assert_num_queries(1):
+        reply.save()
+    assert counts(post) == (1, 0)
+
+
+def test_counter_where_transitions_move_the_count(counters):
     post = Post.objects.create()
     reply = Reply.objects.create(post=post, approved=False)
     assert counts(post) == (1, 0)
@@ -66,107 +160,389 @@ def test_counter_condition_transitions(counters):
     reply.approved = False
     reply.save()
     assert counts(post) == (1, 0)
-
-
-def test_counter_uses_f_expressions_not_read_modify_write(counters):
-    post = Post.objects.create()
-    with CaptureQueriesContext(connection) as queries:
-        Reply.objects.create(post=post, approved=True)
-    sqls = [q["sql"] for q in queries]
-    assert len(sqls) == 2  # INSERT the reply, one UPDATE of the post
-    assert sqls[1].startswith("UPDATE")
-    assert '"comment_count" + 1' in sqls[1] or "comment_count + 1" in sqls[1].replace('"', "")
-    assert "updated_at" in sqls[1]
-
-
-def test_counter_unrelated_save_costs_nothing():
-    counter(Reply, "post", "comment_count")
-    post = Post.objects.create()
-    reply = Reply.objects.create(post=post)
-    with CaptureQueriesContext(connection) as queries:
-        reply.text = "edited"
-        reply.save()
-    assert len(queries) == 1
-
-
-def test_touch_on_create_change_delete(counters):
-    post = Post.objects.create()
-    assert post.updated_at is None
-    reply = Reply.objects.create(post=post)
-    post.refresh_from_db()
-    first = post.updated_at
-    assert first is not None
-    reply.text = "changed"
+    reply.approved = True
+    reply.post = second = Post.objects.create()  # both at once
     reply.save()
-    post.refresh_from_db()
-    second = post.updated_at
-    assert second >= first
-    reply.delete()
-    post.refresh_from_db()
-    assert post.updated_at >= second
+    assert counts(post) == (0, 0) and counts(second) == (1, 1)
 
 
-def test_cached_parent_in_memory_reloads_fresh_values(counters):
+def test_counter_where_on_a_foreign_key_by_object_or_none():
+    staff = User.objects.create(username="staff")
+    counter(Reply, "post", "comment_count", where={"author": None})
+    counter(Reply, "post", "approved_count", where={"author": staff})
     post = Post.objects.create()
+    Reply.objects.create(post=post)
+    reply = Reply.objects.create(post=post, author=staff)
+    assert counts(post) == (1, 1)
+    reply.author = None
+    reply.save()
+    assert counts(post) == (2, 0)
+    assert recount(Post) == {"comment_count": {}, "approved_count": {}}
+
+
+def test_counter_never_goes_below_zero():
+    # A counter added to existing rows starts at 0: deleting must not fail on a
+    # PositiveIntegerField (a CHECK constraint) nor show -1. recount() repairs it.
+    post = Post.objects.create()
+    reply = Reply.objects.create(post=post)
+    counter(Reply, "post", "comment_count")
+    reply.delete()
+    assert counts(post) == (0, 0)
+
+
+def test_counter_declared_again_counts_once():
+    counter(Reply, "post", "comment_count")
+    counter(Reply, "post_id", "comment_count")  # a module imported twice
+    touch(Reply, "post", "updated_at")
+    touch(Reply, "post", "updated_at")
+    post = Post.objects.create()
+    with CaptureQueriesContext(connection) as queries:
+        Reply.objects.create(post=post)
+    assert len(updates(queries)) == 1
+    assert counts(post) == (1, 0)
+
+
+def test_counter_through_a_proxy_of_the_child(counters):
+    post = Post.objects.create()
+    reply = ReplyProxy.objects.create(post=post, approved=True)
+    assert counts(post) == (1, 1)
+    reply.delete()
+    assert counts(post) == (0, 0)
+
+
+def test_counter_runs_before_user_hooks_so_they_see_the_new_count(counters):
+    seen = []
+
+    @post_save(Reply, created=True)
+    def read_count(instance, **kwargs):
+        seen.append(instance.post.comment_count)
+
+    post = Post.objects.create()
+    Reply.objects.create(post=post)
+    Reply.objects.create(post=post)
+    assert seen == [1, 2]
+
+
+def test_counter_is_rolled_back_with_the_child(counters):
+    post = Post.objects.create()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Reply.objects.create(post=post)
+        raise RuntimeError
+    assert counts(post) == (0, 0)
+
+
+@pytest.mark.django_db(databases=["default", "other"])
+def test_counter_on_another_database(counters):
+    post = Post.objects.using("other").create()
+    with CaptureQueriesContext(connections["other"]) as queries:
+        Reply.objects.using("other").create(post=post, approved=True)
+    assert len(updates(queries)) == 1
+    post.refresh_from_db(using="other")
+    assert (post.comment_count, post.approved_count) == (1, 1)
+    assert not Post.objects.exists()
+
+
+def test_related_readme_example(counters, django_assert_num_queries):
+    post = Post.objects.create()
+    with django_assert_num_queries(2):
+        comment = Reply.objects.create(post=post, approved=False)
+    assert (post.comment_count, post.approved_count) == (1, 0)
+    comment.approved = True
+    comment.save()
+    assert post.approved_count == 1
+    assert recount(Post) == {"comment_count": {}, "approved_count": {}}
+
+
+# -- saves that did not load or write every field ---------------------------------------
+
+
+def test_counter_update_fields_without_the_foreign_key_moves_nothing(counters):
+    first, second = Post.objects.create(), Post.objects.create()
+    reply = Reply.objects.create(post=first)
+    reply.post = second
+    reply.approved = True
+    reply.save(update_fields=["approved"])  # the row still points at first
+    assert counts(first) == (1, 1) and counts(second) == (0, 0)
+    reply.save()
+    assert counts(first) == (0, 0) and counts(second) == (1, 1)
+
+
+def test_counter_deferred_instance_save_and_delete(counters, django_assert_num_queries):
+    post = Post.objects.create()
+    Reply.objects.create(post=post)
+    reply = Reply.objects.only("approved").get()
+    reply.approved = True
+    with django_assert_num_queries(3):  # UPDATE, SELECT the unloaded post_id, UPDATE post
+        reply.save()
+    assert counts(post) == (1, 1)
+    deferred = Reply.objects.only("text").get()
+    with django_assert_num_queries(3):  # SELECT the unloaded columns first, DELETE, UPDATE
+        deferred.delete()
+    assert counts(post) == (0, 0)
+
+
+def test_counter_deferred_fields_assigned_read_the_old_row_first(
+    counters, django_assert_num_queries
+):
+    first, second = Post.objects.create(), Post.objects.create()
+    Reply.objects.create(post=first)
+    reply = Reply.objects.only("text").get()
+    reply.approved = True
+    with django_assert_num_queries(3):  # SELECT the old values, UPDATE, UPDATE post
+        reply.save()
+    assert counts(first) == (1, 1)
+    reply = Reply.objects.only("text").get()
+    reply.post = second
+    reply.save()
+    assert counts(first) == (0, 0) and counts(second) == (1, 1)
+    assert recount(Post) == {"comment_count": {}, "approved_count": {}}
+
+
+def test_counter_deferred_delete_after_assignment_reads_the_row(counters):
+    first, second = Post.objects.create(), Post.objects.create()
+    Reply.objects.create(post=first)
+    reply = Reply.objects.only("text").get()
+    reply.post = second  # not saved: the row still counts for first
+    reply.delete()
+    assert counts(first) == (0, 0) and counts(second) == (0, 0)
+
+
+def test_counter_unsaved_change_then_delete_uses_the_stored_parent(counters):
+    first, second = Post.objects.create(), Post.objects.create()
+    reply = Reply.objects.create(post=first)
+    reply.post = second
+    reply.delete()
+    assert counts(first) == (0, 0) and counts(second) == (0, 0)
+
+
+def test_counter_post_delete_sent_by_other_code(counters):
+    post = Post.objects.create()
+    reply = Reply.objects.create(post=post)
+    Reply.objects.filter(pk=reply.pk)._raw_delete(using="default")
+    post_delete.send(sender=Reply, instance=reply, using="default", origin=reply)
+    assert counts(post) == (0, 0)
+
+
+# -- touch ------------------------------------------------------------------------------
+
+
+def test_touch_on_create_change_and_delete(counters):
+    long_ago = timezone.now() - datetime.timedelta(days=365)
+    post = Post.objects.create(updated_at=long_ago)
+
+    def touched():
+        stamp = Post.objects.get(pk=post.pk).updated_at
+        Post.objects.filter(pk=post.pk).update(updated_at=long_ago)
+        return stamp is not None and stamp > long_ago
+
+    reply = Reply.objects.create(post=post)
+    assert touched()
+    reply.text = "changed"  # counts nothing, still a change
+    reply.save()
+    assert touched()
+    reply.delete()
+    assert touched()
+    Reply.objects.create(post=None)
+    assert not touched()
+
+
+def test_touch_alone_issues_one_update(django_assert_num_queries):
+    touch(Reply, "post", "updated_at")
+    post = Post.objects.create()
+    with django_assert_num_queries(2):
+        Reply.objects.create(post=post)
+    post.refresh_from_db()
+    assert post.updated_at is not None and post.comment_count == 0
+
+
+def test_touch_date_field_through_a_to_field_key_with_a_nullable_counter():
+    counter(Tagging, "tag", "use_count")
+    touch(Tagging, "tag", "used_on")
+    tag = Tag.objects.create(slug="django")  # use_count is NULL: counts from 0
+    tagging = Tagging.objects.create(tag=tag)
+    tag.refresh_from_db()
+    assert (tag.use_count, tag.used_on) == (1, timezone.localdate())
+    Tagging.objects.create(tag=tag)
+    tagging.note = "x"
+    tagging.save(update_fields=["note"])  # the key comes from what was loaded
+    tag.refresh_from_db()
+    assert tag.use_count == 2
+    Tag.objects.filter(pk=tag.pk).update(use_count=None)
+    tagging.delete()
+    tag.refresh_from_db()
+    assert tag.use_count == 0
+    assert recount(Tag) == {"use_count": {tag.pk: (0, 1)}}
+
+
+# -- the parent in memory and its cache rules -------------------------------------------
+
+
+def test_cached_parent_in_memory_reloads_kept_fields(counters, django_assert_num_queries):
+    post = Post.objects.create(title="old")
     reply = Reply(post=post)
     reply.save()
-    # reply.post is the same object: its stale count was dropped, so it reloads.
-    assert reply.post.comment_count == 1
-    reply.post.title = "renamed"
-    reply.post.save()
-    assert counts(post) == (1, 0)
+    # reply.post is post: its kept fields were dropped, so they load fresh on access.
+    assert reply.post is post
+    with django_assert_num_queries(1):
+        assert post.comment_count == 1
+    post.title = "new"
+    Reply.objects.create(post=post)  # dropped again
+    post.save()  # writes only the fields it holds: no stale count goes back
+    assert counts(post) == (2, 0)
+    post.refresh_from_db()
+    assert post.title == "new"
 
 
 @pytest.mark.django_db(transaction=True)
 def test_counter_runs_the_parents_cache_rules(counters):
     invalidate(Post, keys=["post:{pk}"])
     post = Post.objects.create()
-    caches["default"].set(f"post:{post.pk}", "stale")
+    other = Post.objects.create()
+    cache = caches["default"]
+    cache.set_many({f"post:{post.pk}": "stale", f"post:{other.pk}": "fresh"})
     with transaction.atomic():
         Reply.objects.create(post=post)
-    assert caches["default"].get(f"post:{post.pk}") is None
-    Entry.objects.create(title="x", slug="x")  # other models untouched
+    assert cache.get(f"post:{post.pk}") is None
+    assert cache.get(f"post:{other.pk}") == "fresh"
+
+
+def test_counter_parent_without_cache_rules_costs_no_select(counters):
+    invalidate(Entry, keys=["entry:{pk}"])  # rules elsewhere change nothing here
+    post = Post.objects.create()
+    with CaptureQueriesContext(connection) as queries:
+        Reply.objects.create(post=post)
+    assert len(queries) == 2
+
+
+# -- multi-table inheritance: the counter on an ancestor's table ------------------------
+
+
+def test_counter_on_an_inherited_parent_field():
+    counter(Note, "page", "comment_count")
+    first, second = Page.objects.create(), Page.objects.create()
+    note = Note.objects.create(page=first)
+    Note.objects.create(page=first)
+    note.page = second
+    note.save()
+    assert [Content.objects.get(pk=p.pk).comment_count for p in (first, second)] == [1, 1]
+    Content.objects.filter(pk=second.pk).update(comment_count=0)
+    note.delete()  # never below zero on this path either
+    Note.objects.bulk_create([Note(page=second) for _ in range(3)])
+    assert Content.objects.get(pk=second.pk).comment_count == 3
+    Content.objects.filter(pk=first.pk).update(comment_count=7)
+    assert recount(Page) == {"comment_count": {first.pk: (7, 1)}}
+    assert Content.objects.get(pk=first.pk).comment_count == 1
+
+
+# -- bulk operations through HooksQuerySet ----------------------------------------------
 
 
 def test_bulk_create_queries_grow_with_parents_not_children(counters):
-    posts = [Post.objects.create() for _ in range(10)]
+    posts = Post.objects.bulk_create([Post() for _ in range(10)])
     replies = [Reply(post=posts[i % 10], approved=i % 2 == 0) for i in range(1000)]
     with CaptureQueriesContext(connection) as queries:
         Reply.objects.bulk_create(replies)
-    updates = [q for q in queries if q["sql"].startswith("UPDATE")]
-    assert len(updates) <= 10
+    # Even posts got 100 approved replies, odd ones 100 unapproved: two distinct
+    # changes, one UPDATE each (the touch rides along).
+    assert len(updates(queries)) == 2
     assert [counts(p) for p in posts] == [(100, 100), (100, 0)] * 5
+    inserts = [q for q in queries if q["sql"].startswith("INSERT")]
+    assert len(queries) == len(inserts) + 2
 
 
-def test_queryset_update_and_delete_keep_counts(counters):
+def test_bulk_create_over_many_parents_batches_the_update():
+    counter(Reply, "post", "comment_count")
+    posts = Post.objects.bulk_create([Post() for _ in range(BATCH * 2 + 1)])
+    with CaptureQueriesContext(connection) as queries:
+        Reply.objects.bulk_create([Reply(post=p) for p in posts])
+    assert len(updates(queries)) == 3
+    assert set(Post.objects.values_list("comment_count", flat=True)) == {1}
+
+
+def test_queryset_update_moves_children_and_delete_counts(counters):
     first, second = Post.objects.create(), Post.objects.create()
     Reply.objects.bulk_create([Reply(post=first, approved=True) for _ in range(4)])
     Reply.objects.filter(pk__in=Reply.objects.values("pk")[:3]).update(post=second)
     assert counts(first) == (1, 1) and counts(second) == (3, 3)
     Reply.objects.filter(post=second).update(approved=False)
     assert counts(second) == (3, 0)
+    Reply.objects.filter(post=second).update(approved=~F("approved"))  # expressions too
+    assert counts(second) == (3, 3)
     replies = list(Reply.objects.filter(post=second))
     for reply in replies:
-        reply.approved = True
+        reply.approved = False
     Reply.objects.bulk_update(replies, ["approved"])
-    assert counts(second) == (3, 3)
+    assert counts(second) == (3, 0)
     Reply.objects.filter(post=second).delete()
-    assert counts(second) == (0, 0)
+    assert counts(second) == (0, 0) and counts(first) == (1, 1)
+
+
+def test_queryset_update_counting_nothing_costs_nothing(django_assert_num_queries):
+    counter(Reply, "post", "comment_count")
+    post = Post.objects.create()
+    Reply.objects.create(post=post)
+    with django_assert_num_queries(2):  # HooksQuerySet's SELECT, the UPDATE itself
+        Reply.objects.update(text="x")
+    assert counts(post) == (1, 0)
+
+
+def test_queryset_update_with_touch_touches_each_parent_once():
+    touch(Reply, "post", "updated_at")
+    posts = Post.objects.bulk_create([Post(), Post()])
+    Reply.objects.bulk_create([Reply(post=p) for p in posts for _ in range(5)])
+    Post.objects.update(updated_at=None)
+    with CaptureQueriesContext(connection) as queries:
+        Reply.objects.update(text="x")
+    assert len(updates(queries)) == 2  # the replies, then both posts at once
+    assert Post.objects.filter(updated_at__isnull=True).count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bulk_create_runs_the_parents_cache_rules_once(counters):
+    invalidate(Post, keys=["post:{pk}"])
+    posts = Post.objects.bulk_create([Post() for _ in range(3)])
+    cache = caches["default"]
+    cache.set_many({f"post:{p.pk}": "stale" for p in posts})
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        Reply.objects.bulk_create([Reply(post=p) for p in posts[:2] for _ in range(10)])
+    selects = [q for q in queries if q["sql"].startswith("SELECT")]
+    assert len(selects) == 1  # the parents' rows for their rules, once
+    assert [cache.get(f"post:{p.pk}") for p in posts] == [None, None, "stale"]
+
+
+# -- declared while the models load -----------------------------------------------------
+
+
+def test_counter_and_touch_declared_in_the_models_module(django_assert_num_queries):
+    topic = Topic.objects.create()
+    with django_assert_num_queries(1 + 1):  # INSERT, one UPDATE (vote_count + voted_at)
+        votes = Vote.objects.bulk_create([Vote(topic=topic) for _ in range(3)])
+    votes[0].delete()
+    topic.refresh_from_db()
+    assert topic.vote_count == 2 and topic.voted_at is not None
+
+
+# -- concurrency ------------------------------------------------------------------------
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(
-    not settings.IS_POSTGRES, reason="SQLite serialises writers; the race needs PostgreSQL"
+    not settings.IS_POSTGRES,
+    reason="SQLite allows one writer at a time: concurrent writers fail with 'database is "
+    "locked' instead of racing, so there is no lost update to catch",
 )
 def test_counter_concurrent_creates_and_deletes_lose_nothing():
     counter(Reply, "post", "comment_count")
     post = Post.objects.create()
     barrier = threading.Barrier(4)
+    errors = []
 
     def work(action):
         try:
             barrier.wait(10)
             action()
+        except Exception as error:  # pragma: no cover - reported by the assert below
+            errors.append(error)
         finally:
             connection.close()
 
@@ -181,42 +557,65 @@ def test_counter_concurrent_creates_and_deletes_lose_nothing():
 
         return run
 
-    threads = [threading.Thread(target=work, args=(create,)) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    post.refresh_from_db()
-    assert post.comment_count == 200
+    def race(actions):
+        threads = [threading.Thread(target=work, args=(action,)) for action in actions]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        post.refresh_from_db()
+        return post.comment_count
+
+    assert race([create] * 4) == 200
     ids = list(Reply.objects.values_list("pk", flat=True))
-    threads = [threading.Thread(target=work, args=(delete(ids[i::4]),)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    post.refresh_from_db()
-    assert post.comment_count == 0
+    assert race([delete(ids[i::4]) for i in range(4)]) == 0
 
 
-def test_recount_repairs_and_reports(counters):
+# -- recount ----------------------------------------------------------------------------
+
+
+def test_recount_repairs_all_counters_in_two_queries(counters, django_assert_num_queries):
     post, empty = Post.objects.create(), Post.objects.create()
     Reply.objects.create(post=post, approved=True)
     Reply.objects.create(post=post)
     Post.objects.filter(pk=post.pk).update(comment_count=9, approved_count=0)
     Post.objects.filter(pk=empty.pk).update(comment_count=4)
-    with CaptureQueriesContext(connection) as queries:
+    with django_assert_num_queries(2):  # SELECT the wrong rows, UPDATE them
         fixed = recount(Post)
-    assert len(queries) == 4
     assert fixed == {
         "comment_count": {post.pk: (9, 2), empty.pk: (4, 0)},
         "approved_count": {post.pk: (0, 1)},
     }
     assert counts(post) == (2, 1) and counts(empty) == (0, 0)
-    assert recount("relatedapp.Post") == {"comment_count": {}, "approved_count": {}}
-    assert recount(Entry) == {}
+    with django_assert_num_queries(1):
+        assert recount("relatedapp.Post") == {"comment_count": {}, "approved_count": {}}
+    with django_assert_num_queries(0):
+        assert recount(Entry) == {}
 
 
-def test_recount_command(counters):
+def test_recount_many_rows_batches_the_update(django_assert_num_queries):
+    counter(Reply, "post", "comment_count")
+    Post.objects.bulk_create([Post(comment_count=1) for _ in range(BATCH + 1)])
+    with django_assert_num_queries(3):
+        fixed = recount(Post)
+    assert len(fixed["comment_count"]) == BATCH + 1
+    assert set(Post.objects.values_list("comment_count", flat=True)) == {0}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_recount_runs_the_parents_cache_rules(counters):
+    invalidate(Post, keys=["post:{pk}"])
+    post, right = Post.objects.create(), Post.objects.create()
+    Post.objects.filter(pk=post.pk).update(comment_count=3)
+    cache = caches["default"]
+    cache.set_many({f"post:{post.pk}": "stale", f"post:{right.pk}": "fresh"})
+    recount(Post)
+    assert cache.get(f"post:{post.pk}") is None
+    assert cache.get(f"post:{right.pk}") == "fresh"
+
+
+def test_recount_command_reports_what_it_fixed(counters):
     post = Post.objects.create()
     Reply.objects.create(post=post)
     Post.objects.filter(pk=post.pk).update(comment_count=5)
@@ -228,51 +627,149 @@ def test_recount_command(counters):
         "relatedapp.Topic: 0 counter value(s) fixed",
     ]
     out = StringIO()
-    call_command("signalhooks", "recount", "relatedapp.Post", stdout=out)
+    call_command("signalhooks", "recount", "relatedapp.Post", "--database", "default", stdout=out)
     assert out.getvalue() == "relatedapp.Post: 0 counter value(s) fixed\n"
+    out = StringIO()
+    call_command("signalhooks", "recount", "relatedapp.Tag", stdout=out)
+    assert out.getvalue() == "relatedapp.Tag: no counters\n"
     with pytest.raises(CommandError, match="app_label.Model"):
         call_command("signalhooks", "recount", "nope.Nope")
 
 
-def test_related_listed(counters):
+@pytest.mark.django_db(databases=["default", "other"])
+def test_recount_command_on_another_database(counters):
+    post = Post.objects.using("other").create(comment_count=2)
+    out = StringIO()
+    call_command("signalhooks", "recount", "relatedapp.Post", "--database", "other", stdout=out)
+    assert f"pk={post.pk} comment_count: 2 -> 0" in out.getvalue()
+
+
+# -- listing, checks and bad input ------------------------------------------------------
+
+
+def test_related_listed_by_the_command(counters):
     out = StringIO()
     call_command("signalhooks", stdout=out)
-    line = next(line for line in out.getvalue().splitlines() if "related(post:" in line)
-    assert "counter comment_count, approved_count where {'approved': True}" in line
-    assert "touch updated_at" in line and "counter " in line
+    lines = [line for line in out.getvalue().splitlines() if "related(post:" in line]
+    assert [line.split()[:2] for line in lines] == [
+        ["pre_save", "counter"],
+        ["post_save", "counter"],
+        ["pre_delete", "counter"],
+        ["post_delete", "counter"],
+    ]
+    assert "counter comment_count, approved_count[approved=True]; touch updated_at" in lines[1]
+    assert "priority=-1000" in lines[1] and "test_related.py" in lines[1]
+    out = StringIO()
+    call_command("signalhooks", stdout=out)
+    assert any(
+        "related(topic: counter vote_count; touch voted_at)" in line
+        for line in out.getvalue().splitlines()
+    )
 
 
-def test_related_bad_input():
-    with pytest.raises(ValueError, match=r"relatedapp.Reply has no foreign key 'text'.*post"):
-        counter(Reply, "text", "comment_count")
-    with pytest.raises(ValueError, match=r"relatedapp.Post.title must be an integer field"):
-        counter(Reply, "post", "title")
-    with pytest.raises(ValueError, match=r"has no field 'nope'"):
-        counter(Reply, "post", "comment_count", where={"nope": 1})
-    with pytest.raises(ValueError, match=r"Post.title must be a DateTimeField or DateField"):
-        touch(Reply, "post", "title")
-    with pytest.raises(TypeError, match="is not a Django model"):
-        counter(object, "post", "comment_count")
+def test_related_touch_only_is_listed_as_touch():
+    touch(Tagging, "tag", "used_on")
+    out = StringIO()
+    call_command("signalhooks", stdout=out)
+    assert "post_save    touch   related(tag: touch used_on)" in out.getvalue()
 
 
-def test_related_bad_lazy_input_is_a_system_check():
-    from signalhooks.related import Counter, Relation
+@pytest.mark.parametrize(
+    ("declare", "message"),
+    [
+        (
+            lambda: counter(Reply, "text", "comment_count"),
+            r"counter\(relatedapp.Reply, 'text', ...\): relatedapp.Reply.text is a CharField, "
+            r"not a foreign key. Name one of its foreign keys: post, quoted, author.",
+        ),
+        (
+            lambda: touch(Reply, "nope", "updated_at"),
+            r"relatedapp.Reply has no field 'nope'. Name one of its foreign keys",
+        ),
+        (
+            lambda: counter(Reply, "post", "title"),
+            r"relatedapp.Post.title is a CharField, not an integer field. Count into an "
+            r"integer field, e.g. add comment_count = models.PositiveIntegerField\(default=0\) "
+            r"to Post.",
+        ),
+        (
+            lambda: counter(Reply, "post", "nope"),
+            r"relatedapp.Post has no field 'nope'. Count into an integer field, e.g. add nope = ",
+        ),
+        (
+            lambda: touch(Reply, "post", "title"),
+            r"touch\(relatedapp.Reply, 'post', 'title'\): relatedapp.Post.title is a "
+            r"CharField, not a DateTimeField or DateField. Touch a date/time field, e.g. add "
+            r"updated_at = models.DateTimeField\(null=True\) to Post.",
+        ),
+        (
+            lambda: counter(Reply, "post", "comment_count", where={"approved__in": [1]}),
+            r"where= names 'approved__in', which is not a field of relatedapp.Reply. where= "
+            r"takes exact field values",
+        ),
+        (
+            lambda: counter(ReplyProxy, "post", "comment_count"),
+            r"relatedapp.ReplyProxy is a proxy model.*Declare it on relatedapp.Reply",
+        ),
+        (
+            lambda: counter(Vote, "topic", "vote_count", where={"id": 1}),
+            r"relatedapp.Topic.vote_count is already kept by counter\(relatedapp.Vote, "
+            r"'topic', 'vote_count'\) at .*models.py:\d+. Count each relation",
+        ),
+        (
+            lambda: counter(object, "post", "comment_count"),  # type: ignore[arg-type]
+            "is not a Django model",
+        ),
+    ],
+)
+def test_related_bad_input_fails_at_call_time(declare, message):
+    before = registry.hooks()
+    with pytest.raises((ValueError, TypeError), match=message):
+        declare()
+    assert registry.hooks() == before  # nothing registered, nothing replaced
+    post = Post.objects.create()
+    Reply.objects.create(post=post)
+    assert counts(post) == (0, 0)
 
-    # What counter() declared before the app registry is ready cannot check at once.
-    relation = Relation("relatedapp.Reply", "post")
-    relation.counters.append(Counter("title", {}, "x.py:1"))
-    [error] = relation.check(Reply)
-    assert error.id == "signalhooks.E020"
-    assert "Post.title must be an integer field" in error.msg
-    assert Relation("relatedapp.Reply", "post").check(Reply) == []
+
+def test_related_duplicate_counter_names_the_first():
+    counter(Reply, "post", "comment_count", where={"approved": True})
+    with pytest.raises(ValueError, match=r"where=\{'approved': True\}\) at .*test_related.py"):
+        counter(Reply, "post", "comment_count")
+    with pytest.raises(
+        ValueError,
+        match=r"counter\(relatedapp.Reply, 'quoted', 'comment_count'\): "
+        r"relatedapp.Post.comment_count is already kept by counter\(relatedapp.Reply, 'post'",
+    ):
+        counter(Reply, "quoted", "comment_count")
+    counter(Reply, "quoted", "quote_count")  # a field of its own is fine
 
 
-def test_counter_declared_in_models_module():
-    topic = Topic.objects.create()
-    votes = Vote.objects.bulk_create([Vote(topic=topic) for _ in range(3)])
-    votes[0].delete()
-    topic.refresh_from_db()
-    assert topic.vote_count == 2
-    with CaptureQueriesContext(connection) as queries:
-        Vote.objects.filter(topic=topic).update(topic=topic)  # nothing counted moves
-    assert [q for q in queries if q["sql"].startswith("UPDATE")] == [queries[-1]]
+def test_related_lazy_mistakes_are_system_checks_and_fail_the_first_save():
+    # What counter() declares before the app registry is ready is checked later.
+    Relation("relatedapp.Reply", "post", (Counter("title", (), "models.py:1"),)).register()
+    with pytest.raises(SystemCheckError) as error:
+        call_command("check")
+    assert "signalhooks.E021" in str(error.value)
+    assert "relatedapp.Post.title is a CharField, not an integer field" in str(error.value)
+    with pytest.raises(ValueError, match="not an integer field"):
+        Reply.objects.create(post=Post.objects.create())
+
+
+def test_related_unknown_lazy_model_is_reported_and_skipped():
+    counter("relatedapp.Nope", "post", "comment_count")
+    counter(Reply, "post", "comment_count")
+    with pytest.raises(SystemCheckError, match="signalhooks.E001"):
+        call_command("check")
+    post = Post.objects.create()
+    Reply.objects.create(post=post)
+    Post.objects.filter(pk=post.pk).update(comment_count=0)
+    assert recount(Post) == {"comment_count": {post.pk: (0, 1)}}
+    out = StringIO()
+    call_command("signalhooks", "recount", stdout=out)
+    assert out.getvalue().startswith("relatedapp.Post: 0 counter value(s) fixed")
+
+
+def test_related_valid_declarations_pass_the_checks(counters):
+    touch(Tagging, "tag", "used_on")
+    call_command("check")

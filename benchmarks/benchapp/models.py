@@ -1,4 +1,8 @@
-"""One model per variant, all with the same columns, so only the hooks differ."""
+"""One model per variant, all with the same columns, so only the hooks differ.
+
+The signalhooks hooks, rules and counters of these models are declared in
+``benchmarks/benchapp/hooks.py`` (autodiscovered, as in a project).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import sys
 
 from dirtyfields import DirtyFieldsMixin
 from django.db import models
-from django.db.models.signals import post_save
+from django.db.models import F
+from django.db.models.signals import post_init, post_save
+from django.utils import timezone
 from django_lifecycle import AFTER_SAVE, LifecycleModel
 from django_lifecycle import hook as lifecycle_hook
 from django_lifecycle.conditions import WhenFieldHasChanged as LCChanged
@@ -14,7 +20,12 @@ from model_utils import FieldTracker
 
 from signalhooks import HooksQuerySet
 
+#: django-lifecycle-hooks 1.0.2 imports ``typing.override``, new in Python 3.12.
 LIFECYCLE_HOOKS = sys.version_info >= (3, 12)
+LIFECYCLE_HOOKS_SKIP = (
+    "django-lifecycle-hooks 1.0.2 needs Python 3.12+ (it imports typing.override); "
+    f"this is Python {sys.version_info.major}.{sys.version_info.minor}"
+)
 
 
 class Base(models.Model):
@@ -27,11 +38,11 @@ class Base(models.Model):
 
 
 class Plain(Base):
-    pass
+    """No receivers at all: the baseline of every group."""
 
 
 class Receiver(Base):
-    """A hand-written post_save receiver."""
+    """A hand-written, no-op ``post_save`` receiver."""
 
 
 def receiver_hook(sender, instance, **kwargs):
@@ -41,8 +52,19 @@ def receiver_hook(sender, instance, **kwargs):
 post_save.connect(receiver_hook, sender=Receiver, dispatch_uid="bench-receiver")
 
 
+class InitReceiver(Base):
+    """A hand-written, no-op ``post_init`` receiver: the floor of signal-based tracking."""
+
+
+def init_receiver(sender, instance, **kwargs):
+    pass
+
+
+post_init.connect(init_receiver, sender=InitReceiver, dispatch_uid="bench-init-receiver")
+
+
 class Hooked(Base):
-    """signalhooks: one unconditioned post_save hook (benchmarks/benchapp/hooks.py)."""
+    """signalhooks: one unconditioned post_save hook."""
 
 
 class HookedChanged(Base):
@@ -50,7 +72,7 @@ class HookedChanged(Base):
 
 
 class Tracked(Base):
-    """signalhooks: two tracked fields, no hook."""
+    """signalhooks: two tracked fields (track()), no hook."""
 
 
 class Ruled(Base):
@@ -71,11 +93,7 @@ class LifecycleChanged(LifecycleModel, Base):
         pass
 
 
-class LifecycleTracked(LifecycleModel, Base):
-    """django-lifecycle tracks every field of every instance."""
-
-
-if LIFECYCLE_HOOKS:  # django-lifecycle-hooks needs Python 3.12 (typing.override)
+if LIFECYCLE_HOOKS:
     from django_lifecycle_hooks import HookType, LifecycleModelMixin, WhenFieldHasChanged
     from django_lifecycle_hooks import hook as lch_hook
 
@@ -91,10 +109,14 @@ if LIFECYCLE_HOOKS:  # django-lifecycle-hooks needs Python 3.12 (typing.override
 
 
 class FieldTracked(Base):
+    """django-model-utils: a FieldTracker on the same two fields."""
+
     tracker = FieldTracker(fields=["name", "status"])
 
 
 class Dirty(DirtyFieldsMixin, Base):
+    """django-dirtyfields on the same two fields."""
+
     FIELDS_TO_CHECK = ["name", "status"]
 
 
@@ -104,7 +126,7 @@ class Post(models.Model):
 
 
 class Comment(models.Model):
-    """counter() + touch() on post."""
+    """signalhooks counter() + touch() on ``post``."""
 
     post = models.ForeignKey(Post, on_delete=models.CASCADE)
     text = models.CharField(max_length=100)
@@ -113,3 +135,20 @@ class Comment(models.Model):
 class PlainComment(models.Model):
     post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="+")
     text = models.CharField(max_length=100)
+
+
+class ReceiverComment(models.Model):
+    """The same upkeep written by hand: a post_save receiver issuing one F() UPDATE."""
+
+    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="+")
+    text = models.CharField(max_length=100)
+
+
+def bump_post(sender, instance, created, raw=False, **kwargs):
+    if created and not raw:
+        Post.objects.filter(pk=instance.post_id).update(
+            comment_count=F("comment_count") + 1, updated_at=timezone.now()
+        )
+
+
+post_save.connect(bump_post, sender=ReceiverComment, dispatch_uid="bench-bump-post")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .batching import cache_invalidated
 from .cache import cached, invalidate
 from .hooks import changes, muted, post_delete, post_save, pre_delete, pre_save, track
+from .invalidation import cache_invalidated
 from .querysets import HooksQuerySet
 from .related import counter, recount, touch
 from .users import user_deleted, user_registered, user_updated

@@ -1,14 +1,14 @@
 """Declarative cache invalidation: ``invalidate()`` rules and the ``cached()`` reader.
 
-A rule is a set of hooks in the registry (post_save, post_delete, m2m_changed and a
-bulk handler). On the save path it only formats keys and hands them to
-:mod:`signalhooks.batching`, which sends everything of one transaction in one
-Redis round trip after commit.
+A rule is a few hooks in the registry (post_save, pre_delete, m2m_changed, and a
+bulk handler for ``HooksQuerySet`` and counters). The templates are compiled once
+per model into ``str.format`` strings over attnames, so on the save path a rule
+formats them straight from ``instance.__dict__`` and hands the strings to
+:mod:`signalhooks.batching`. Nothing talks to the cache before the flush.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
 import string
 import sys
@@ -17,69 +17,141 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from django.core.cache import InvalidCacheBackendError, caches
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.checks import CheckMessage, Error
 from django.db.models import DEFERRED, Model, QuerySet
 
-from .batching import Invalidation, queue
+from .batching import queue
 from .conf import conf
 from .hooks import Fields, _fields, _senders
-from .registry import Event, Hook, ModelRef, registry
+from .invalidation import tag_key
+from .registry import BulkChange, Event, Hook, ModelRef, registry
 from .tracking import find_field
+
+__all__ = ["cached", "glob_escape", "invalidate", "tag_key"]
 
 T = TypeVar("T")
 
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
-_TAG_PREFIX = "signalhooks:tag:"
+_CONVERSIONS: dict[str, Callable[[Any], str]] = {"r": repr, "s": str, "a": ascii}
+
+#: A pattern compiled for a model: (literal glob text, attname or None, conversion, spec).
+PatternParts = tuple[tuple[str, str | None, str | None, str], ...]
 
 
 def glob_escape(value: str) -> str:
-    """Escape ``value`` so a Redis glob matches it literally."""
+    """Escape ``value`` so a Redis glob pattern matches it literally."""
     return _GLOB_SPECIAL.sub(r"\\\1", value)
 
 
-def tag_key(tag: str) -> str:
-    """Return the cache key holding the generation of ``tag``."""
-    return f"{_TAG_PREFIX}{tag}"
+def _parse(template: str, where: str) -> list[tuple[str, str | None, str | None, str]]:
+    """Split ``template`` into (literal, field, conversion, spec); refuse what cannot work."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as error:
+        raise ValueError(
+            f"{where}: {template!r} is not a valid template ({error}). Write fields as "
+            "{field} and a literal brace as {{ or }}."
+        ) from None
+    parts = []
+    for literal, name, spec, conversion in parsed:
+        if name is not None:
+            if not name.isidentifier():
+                raise ValueError(
+                    f"{where}: {template!r} uses {{{name}}}. Templates take the model's "
+                    "concrete fields by name only, e.g. {pk}, {slug} or {author_id} "
+                    "(no positions, attributes or indexes)."
+                )
+            if spec and "{" in spec:
+                raise ValueError(
+                    f"{where}: {template!r} nests a field in a format spec; use a fixed spec "
+                    "such as {pk:08d}."
+                )
+        parts.append((literal, name, conversion, spec or ""))
+    return parts
 
 
-def _template_fields(template: str) -> list[str]:
-    return [
-        name.split(".")[0].split("[")[0]
-        for _, name, _, _ in string.Formatter().parse(template)
-        if name is not None
-    ]
+def _escape_literal(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
 
 
-class _Values(dict[str, Any]):
-    # A template naming a field the model lacks is reported by system check
-    # signalhooks.E011; at run time it stays verbatim rather than failing the save.
-    def __missing__(self, name: str) -> str:
-        return "{" + name + "}"
+def _compile_format(
+    parts: Sequence[tuple[str, str | None, str | None, str]], columns: Mapping[str, str]
+) -> str:
+    """Return ``str.format`` text over attnames; unknown fields stay as literal text."""
+    out = []
+    for literal, name, conversion, spec in parts:
+        out.append(_escape_literal(literal))
+        if name is None:
+            continue
+        attname = columns.get(name)
+        suffix = (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+        # A field the model lacks is system check E011; at run time it stays verbatim.
+        out.append("{" + attname + suffix + "}" if attname else _escape_literal(f"{{{name}}}"))
+    return "".join(out)
+
+
+def _compile_pattern(
+    parts: Sequence[tuple[str, str | None, str | None, str]], columns: Mapping[str, str]
+) -> PatternParts:
+    compiled = []
+    for literal, name, conversion, spec in parts:
+        attname = None if name is None else columns.get(name)
+        if name is not None and attname is None:
+            literal += f"{{{name}}}"  # unknown field: verbatim (system check E011)
+        compiled.append((literal, attname, conversion, spec))
+    return tuple(compiled)
+
+
+def _render_pattern(parts: PatternParts, values: Mapping[str, Any]) -> str:
+    out = []
+    for literal, attname, conversion, spec in parts:
+        out.append(literal)
+        if attname is not None:
+            value = values[attname]
+            if conversion:
+                value = _CONVERSIONS[conversion](value)
+            out.append(glob_escape(format(value, spec)))
+    return "".join(out)
 
 
 class Rule:
-    """One ``invalidate()`` call: templates for keys, tags and patterns of a model."""
+    """One ``invalidate()`` call: key, tag and pattern templates of one model."""
+
+    model: type[Model] | None = None
 
     def __init__(
         self,
-        model: ModelRef,
+        sender: ModelRef,
         keys: Sequence[str],
         tags: Sequence[str],
         patterns: Sequence[str],
         cache: str | None,
+        changed: frozenset[str],
         source: str,
     ) -> None:
-        self.sender = model
+        self.sender = sender
         self.keys = tuple(keys)
         self.tags = tuple(tags)
         self.patterns = tuple(patterns)
         self.cache = cache
+        self.changed = changed
         self.source = source
+        where = f"invalidate({sender if isinstance(sender, str) else sender._meta.label})"
+        self._parsed = {t: _parse(t, where) for t in (*self.keys, *self.tags, *self.patterns)}
+        #: Every field name the templates use.
         self.names = sorted(
-            {n for t in (*self.keys, *self.tags, *self.patterns) for n in _template_fields(t)}
+            {name for parts in self._parsed.values() for _, name, _, _ in parts if name}
         )
-        # Resolved when the model is known: template name -> (attname, field name).
-        self._columns: dict[str, tuple[str, str]] | None = None
+        # Compiled by bind() once the model is known.
+        self._keys: tuple[str, ...] = ()
+        self._tags: tuple[str, ...] = ()
+        self._patterns: tuple[PatternParts, ...] = ()
+        #: Field name (as ``changes`` has it) -> attname, for the template fields.
+        self._by_name: dict[str, str] = {}
+        self.attnames: frozenset[str] = frozenset()
+        self._changed_attnames: tuple[str, ...] = ()
+        self._pk_only = False
 
     @property
     def label(self) -> str:
@@ -98,74 +170,120 @@ class Rule:
     def alias(self) -> str:
         return self.cache or str(conf.CACHE)
 
-    def columns(self, model: type[Model]) -> dict[str, tuple[str, str]]:
-        if self._columns is None:
-            columns = {}
-            for name in self.names:
-                if name == "pk":
-                    pk = model._meta.pk
-                    assert pk is not None
-                    columns[name] = (pk.attname, pk.name)
-                elif (field := find_field(model, name)) is not None:
-                    columns[name] = (field.attname, field.name)
-            self._columns = columns
-        return self._columns
+    def bind(self, model: type[Model]) -> None:
+        """Compile the templates for ``model``'s fields (once, at registration)."""
+        pk = model._meta.pk
+        assert pk is not None
+        columns: dict[str, str] = {}
+        self._by_name = {}
+        for name in self.names:
+            field = pk if name == "pk" else find_field(model, name)
+            if field is not None:
+                columns[name] = field.attname
+                self._by_name[field.name] = field.attname
+        self.model = model
+        self.attnames = frozenset(columns.values())
+        self._keys = tuple(_compile_format(self._parsed[t], columns) for t in self.keys)
+        self._tags = tuple(_compile_format(self._parsed[t], columns) for t in self.tags)
+        self._patterns = tuple(_compile_pattern(self._parsed[t], columns) for t in self.patterns)
+        self._changed_attnames = tuple(
+            sorted(f.attname for n in self.changed if (f := find_field(model, n)) is not None)
+        )
+        self._pk_only = self.attnames <= {pk.attname}
+
+    @property
+    def bulk_fields(self) -> frozenset[str]:
+        return self.attnames | frozenset(self._changed_attnames)
 
     # -- formatting --------------------------------------------------------------------
-    def _format(self, values: dict[str, Any]) -> Invalidation:
-        # Runs on every save of the model: no work for what the rule does not use.
-        values = _Values(values)
-        return Invalidation(
-            keys={t.format_map(values) for t in self.keys},
-            tags={t.format_map(values) for t in self.tags},
-            patterns={
-                t.format_map(_Values({k: glob_escape(str(v)) for k, v in values.items()}))
-                for t in self.patterns
-            },
-        )
+    def _render(
+        self, values: Mapping[str, Any], keys: list[str], tags: list[str], patterns: list[str]
+    ) -> None:
+        """Format the templates with ``values`` (by attname); KeyError if one is missing."""
+        keys += [t.format_map(values) for t in self._keys]
+        if self._tags:
+            tags += [t.format_map(values) for t in self._tags]
+        if self._patterns:
+            patterns += [_render_pattern(p, values) for p in self._patterns]
 
-    def for_values(self, rows: Iterable[Mapping[str, Any]], model: type[Model]) -> Invalidation:
-        """Return the invalidation for rows given as ``{attname: value}`` dicts."""
-        columns = self.columns(model)
-        result = Invalidation()
-        for row in rows:
-            result.merge(self._format({n: row[a] for n, (a, _) in columns.items()}))
-        return result
+    def _instance_values(self, instance: Model) -> dict[str, Any]:
+        # A deferred template field that was never loaded: load it (one query).
+        d = instance.__dict__
+        return {a: d[a] if a in d else getattr(instance, a) for a in self.attnames}
 
     def for_instance(
-        self, instance: Model, changes: Mapping[str, tuple[Any, Any]], created: bool = False
-    ) -> Invalidation:
-        """Return the invalidation for ``instance``: current values, and old ones if changed."""
-        columns = self.columns(type(instance))
-        d = instance.__dict__
-        current = {n: d.get(a) for n, (a, _) in columns.items()}
-        result = self._format(current)
-        if changes and not created:
-            # A template field changed: the keys built from the old value go too.
-            old = {
-                name: changes[field_name][0] if field_name in changes else current[name]
-                for name, (_, field_name) in columns.items()
-            }
-            if old != current and DEFERRED not in old.values():
-                result.merge(self._format(old))
-        return result
+        self,
+        instance: Model,
+        changes: Mapping[str, tuple[Any, Any]],
+        created: bool,
+        keys: list[str],
+        tags: list[str],
+        patterns: list[str],
+    ) -> None:
+        """Add the strings for ``instance``, and for its old values if a template field changed."""
+        values: Mapping[str, Any] = instance.__dict__
+        try:
+            self._render(values, keys, tags, patterns)
+        except KeyError:
+            values = self._instance_values(instance)
+            self._render(values, keys, tags, patterns)
+        if not changes or created:
+            return
+        old: dict[str, Any] | None = None
+        by_name = self._by_name
+        for name, (before, _) in changes.items():
+            attname = by_name.get(name)
+            # An old value that was never loaded (only()/defer()) is unknown.
+            if attname is not None and before is not DEFERRED:
+                if old is None:
+                    old = dict(values)
+                old[attname] = before
+        if old is not None:
+            self._render(old, keys, tags, patterns)
+
+    def for_rows(
+        self,
+        rows: Iterable[Mapping[str, Any]],
+        keys: list[str],
+        tags: list[str],
+        patterns: list[str],
+    ) -> None:
+        """Add the strings for rows given as ``{attname: value}``."""
+        for row in rows:
+            self._render(row, keys, tags, patterns)
 
     # -- hooks -------------------------------------------------------------------------
     def on_save(
         self,
         *,
         instance: Model,
-        changes: Mapping[str, Any],
+        changes: Mapping[str, tuple[Any, Any]],
         using: str,
         created: bool = False,
         **kwargs: Any,
     ) -> None:
-        queue(using, self.alias, self.for_instance(instance, changes, created))
+        # The save path: format, then add to the transaction's batch.
+        keys: list[str] = []
+        tags: list[str] = []
+        patterns: list[str] = []
+        self.for_instance(instance, changes, created, keys, tags, patterns)
+        queue(using, self.alias, keys, tags, patterns)
 
     def on_delete(
-        self, *, instance: Model, changes: Mapping[str, Any], using: str, **kwargs: Any
+        self,
+        *,
+        instance: Model,
+        changes: Mapping[str, tuple[Any, Any]],
+        using: str,
+        **kwargs: Any,
     ) -> None:
-        queue(using, self.alias, self.for_instance(instance, changes))
+        # pre_delete, not post_delete: a deferred template field can still be loaded.
+        # Deletes run inside Django's atomic block, so the keys still go after commit.
+        keys: list[str] = []
+        tags: list[str] = []
+        patterns: list[str] = []
+        self.for_instance(instance, changes, False, keys, tags, patterns)
+        queue(using, self.alias, keys, tags, patterns)
 
     def on_m2m(
         self,
@@ -180,35 +298,61 @@ class Rule:
     ) -> None:
         rule_model = self.model
         assert rule_model is not None
+        keys: list[str] = []
+        tags: list[str] = []
+        patterns: list[str] = []
         mine = isinstance(instance, rule_model)
         others = issubclass(model, rule_model)
         stash = f"_signalhooks_clear_{id(self)}"
         if action in ("post_add", "post_remove"):
-            result = self.for_instance(instance, {}) if mine else Invalidation()
-            if others and pk_set:
-                rows = rule_model._base_manager.db_manager(using).filter(pk__in=pk_set)
-                result.merge(self._rows(rows, rule_model))
-            queue(using, self.alias, result)
-        elif action == "pre_clear" and others:
-            # pk_set is None for a clear: read the linked rows while they are linked,
-            # invalidate once they are not.
-            linked = _linked(rule_model, sender, instance, using)
-            instance.__dict__[stash] = self._rows(linked, rule_model)
-        elif action == "post_clear":
-            result = instance.__dict__.pop(stash, Invalidation())
             if mine:
-                result.merge(self.for_instance(instance, {}))
-            queue(using, self.alias, result)
+                self.for_instance(instance, {}, False, keys, tags, patterns)
+            if others and pk_set:
+                self.for_rows(self._rows_by_pk(pk_set, using), keys, tags, patterns)
+        elif action == "pre_clear" and others:
+            # clear() sends no pk_set: read the linked rows while they are linked, and
+            # invalidate them once they are not.
+            instance.__dict__[stash] = list(
+                self._values(_linked(rule_model, sender, instance, using))
+            )
+            return
+        elif action == "post_clear":
+            self.for_rows(instance.__dict__.pop(stash, ()), keys, tags, patterns)
+            if mine:
+                self.for_instance(instance, {}, False, keys, tags, patterns)
+        queue(using, self.alias, keys, tags, patterns)
 
-    def _rows(self, rows: QuerySet[Model], model: type[Model]) -> Invalidation:
-        columns = {a for a, _ in self.columns(model).values()}
-        return self.for_values(rows.values(*columns), model)
+    def _values(self, rows: QuerySet[Model]) -> Iterable[Mapping[str, Any]]:
+        return rows.values(*(sorted(self.attnames) or ["pk"]))
 
-    def on_bulk(self, change: Any) -> None:
-        rows = [row for pair in change.rows for row in pair if row is not None]
-        queue(change.using, self.alias, self.for_values(rows, change.model))
+    def _rows_by_pk(self, pks: Iterable[Any], using: str) -> Iterable[Mapping[str, Any]]:
+        assert self.model is not None
+        pk = self.model._meta.pk
+        assert pk is not None
+        if self._pk_only:
+            return [{pk.attname: value} for value in pks]  # no query needed
+        return self._values(self.model._base_manager.db_manager(using).filter(pk__in=pks))
 
-    model: type[Model] | None = None
+    def on_bulk(self, change: BulkChange) -> None:
+        """Invalidate for rows changed in bulk (``HooksQuerySet``, counters): old and new."""
+        keys: list[str] = []
+        tags: list[str] = []
+        patterns: list[str] = []
+        changed = self._changed_attnames
+        for before, after in change.rows:
+            if before is after:
+                # The same row twice (a counter's parent): changed, old values unknown.
+                after = None
+            elif before is not None and after is not None:
+                if changed and all(before[a] == after[a] for a in changed):
+                    continue  # changed= fields untouched: nothing to do, as for a save
+                if all(before[a] == after[a] for a in self.attnames):
+                    after = None  # same strings twice
+            for row in (before, after):
+                if row is not None:
+                    self._render(row, keys, tags, patterns)
+        if keys or tags or patterns:
+            queue(change.using, self.alias, keys, tags, patterns)
 
     # -- checks ------------------------------------------------------------------------
     def check(self, model: type[Model]) -> list[CheckMessage]:
@@ -221,7 +365,7 @@ class Rule:
                         f"{where}: the template field {name!r} is not a concrete field "
                         f"of {model._meta.label}.",
                         hint="Use one of: pk, "
-                        + ", ".join(f.name for f in model._meta.concrete_fields),
+                        + ", ".join(f.attname for f in model._meta.concrete_fields),
                         obj=model,
                         id="signalhooks.E011",
                     )
@@ -255,13 +399,13 @@ def _linked(
     rule_model: type[Model], through: type[Model], instance: Model, using: str
 ) -> QuerySet[Model]:
     """Return the ``rule_model`` rows linked to ``instance`` through ``through``."""
-    forward = (f.name for f in rule_model._meta.many_to_many if f.remote_field.through is through)
-    reverse = (
+    forward = [f.name for f in rule_model._meta.many_to_many if f.remote_field.through is through]
+    reverse = [
         r.name
         for r in rule_model._meta.related_objects
         if r.many_to_many and r.through is through  # type: ignore[attr-defined]
-    )
-    lookup = next(itertools.chain(forward, reverse))
+    ]
+    lookup = (forward + reverse)[0]
     return rule_model._base_manager.db_manager(using).filter(**{lookup: instance.pk})
 
 
@@ -277,9 +421,11 @@ def invalidate(
 ) -> Rule:
     """Delete cache ``keys``, bump ``tags`` and delete ``patterns`` when ``model`` rows change.
 
-    Templates are formatted with the instance's concrete fields (``{pk}``,
-    ``{slug}``, ``{author_id}``). Runs on create, update, delete and m2m changes,
-    after commit, batched into one Redis round trip per transaction.
+    Templates are formatted with the row's concrete fields (``{pk}``, ``{slug}``,
+    ``{author_id}``); when one changes, the strings for its old value go too. Runs on
+    create, update, delete and m2m changes, after commit, one round trip per
+    transaction. ``changed=`` and ``when=`` limit it as for hooks; bulk operations and
+    m2m changes ignore ``when=`` (they invalidate rather than miss).
     """
     (sender,) = _senders("invalidate", (model,))
     for name, values in (("keys", keys), ("tags", tags), ("patterns", patterns)):
@@ -291,14 +437,12 @@ def invalidate(
         raise TypeError("invalidate() needs keys=, tags= or patterns= to invalidate.")
     frame = sys._getframe(1)
     source = f"{frame.f_code.co_filename}:{frame.f_lineno}"
-    rule = Rule(sender, keys, tags, patterns, cache, source)
     changed_names = _fields("invalidate", (sender,), changed)
-    # Fields the model lacks are left out here and reported by system check E011.
-    template_fields = frozenset(n for n in rule.names if n != "pk")
+    rule = Rule(sender, keys, tags, patterns, cache, changed_names, source)
     details: dict[str, Any] = {
         k: list(v) for k, v in (("keys", keys), ("tags", tags), ("patterns", patterns)) if v
     }
-    details["cache"] = cache or "SIGNALHOOKS['CACHE']"
+    details["cache"] = cache or f"{conf.CACHE} (SIGNALHOOKS['CACHE'])"
     common: dict[str, Any] = {
         "sender": sender,
         "kind": "rule",
@@ -306,43 +450,46 @@ def invalidate(
         "source": source,
         "details": details,
     }
-    save_hook = registry.add(
-        Hook(
-            func=rule.on_save,
-            event=Event.POST_SAVE,
-            changed=changed_names,
-            when=when,
-            track=template_fields,
-            bulk=rule.on_bulk,
-            bulk_fields=frozenset(),  # filled in below once the model is known
-            check=rule.check,
-            **common,
-        )
+    save_hook = Hook(
+        func=rule.on_save,
+        event=Event.POST_SAVE,
+        changed=changed_names,
+        when=when,
+        # The core keeps the loaded values of the template fields: the old keys.
+        track=frozenset(n for n in rule.names if n != "pk"),
+        bulk=rule.on_bulk,
+        check=rule.check,
+        **common,
     )
-    registry.add(Hook(func=rule.on_delete, event=Event.POST_DELETE, when=when, **common))
+    registry.add(save_hook)
+    registry.add(Hook(func=rule.on_delete, event=Event.PRE_DELETE, when=when, **common))
     registry.add(Hook(func=rule.on_m2m, event=Event.M2M_CHANGED, **common))
-    rule.model = save_hook.model
-    if save_hook.model is not None:
-        save_hook.bulk_fields = frozenset(a for a, _ in rule.columns(save_hook.model).values())
+    if save_hook.model is None:
+        _pending_rules.append((rule, save_hook))  # the app registry is not ready yet
     else:
-        _pending_rules.append((rule, save_hook))
+        _bind(rule, save_hook)
     return rule
 
 
-#: Rules declared before the app registry was ready; finished by :func:`finish_rules`.
+def _bind(rule: Rule, hook: Hook) -> None:
+    assert hook.model is not None
+    rule.bind(hook.model)
+    hook.bulk_fields = rule.bulk_fields
+
+
+#: Rules declared before the app registry was ready; bound by :func:`finish_rules`.
 _pending_rules: list[tuple[Rule, Hook]] = []
 
 
 def finish_rules() -> None:
-    """Resolve the models of rules declared before ``ready()``."""
+    """Compile the rules declared before ``ready()`` for their models."""
     while _pending_rules:
         rule, hook = _pending_rules.pop()
-        rule.model = hook.model
-        if hook.model is not None:
-            hook.bulk_fields = frozenset(a for a, _ in rule.columns(hook.model).values())
+        if hook.model is not None:  # else system check signalhooks.E001
+            _bind(rule, hook)
 
 
-# -- reading ----------------------------------------------------------------------------
+# -- reading ------------------------------------------------------------------------------
 
 
 def _generations(backend: Any, tags: Sequence[str]) -> list[Any]:
@@ -350,8 +497,8 @@ def _generations(backend: Any, tags: Sequence[str]) -> list[Any]:
     found = backend.get_many(keys)
     missing = [k for k in keys if k not in found]
     if missing:
-        # A generation that is gone (evicted, never set) restarts at the clock, never
-        # at a number an older value could have been stored under.
+        # A generation that is gone (never set, evicted) restarts at the clock, above
+        # any number an older value could have been stored under.
         start = time.time_ns()
         for key in missing:
             backend.add(key, start, timeout=None)
@@ -364,21 +511,24 @@ def cached(
     compute: Callable[[], T],
     *,
     tags: Sequence[str] = (),
-    timeout: float | None = 300,
+    timeout: float | None = DEFAULT_TIMEOUT,
     cache: str | None = None,
 ) -> T:
     """Return the value cached under ``key`` and ``tags``, computing and storing it if missing.
 
-    The tags' generations are read *before* ``compute()`` runs: if a commit bumps a
+    The tags' generations are read *before* ``compute()`` runs: when a commit bumps a
     tag meanwhile, the value is stored under the old generation and never served.
+    ``timeout`` defaults to the cache's ``TIMEOUT``.
     """
     backend = caches[cache or conf.CACHE]
+    if isinstance(tags, str):
+        raise TypeError(f"cached(tags={tags!r}): pass a list, e.g. tags=[{tags!r}].")
     if tags:
         generations = _generations(backend, tags)
         key = f"{key}@{'.'.join(map(str, generations))}"
-    sentinel = object()
-    found = backend.get(key, sentinel)
-    if found is not sentinel:
+    missing = object()
+    found = backend.get(key, missing)
+    if found is not missing:
         return cast(T, found)
     value = compute()
     backend.set(key, value, timeout=timeout)

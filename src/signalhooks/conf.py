@@ -15,6 +15,8 @@ DEFAULTS: dict[str, Any] = {
     "CACHE": "default",
     # How many failed invalidations to keep for the next flush (per cache alias).
     "RETRY_LIMIT": 10_000,
+    # SCAN COUNT per round trip when invalidating patterns (django-redis).
+    "PATTERN_SCAN_COUNT": 1000,
     # Send the built-in welcome mail on ``user_registered``.
     "WELCOME_MAIL": True,
     # Sender address of the welcome mail; ``None`` means DEFAULT_FROM_EMAIL.
@@ -23,7 +25,8 @@ DEFAULTS: dict[str, Any] = {
     "MAILER": None,
     # Site name shown in the welcome mail; ``None`` means the current Site or "our site".
     "SITE_NAME": None,
-    # Tasks backend alias (django.tasks / django-tasks) that sends the welcome mail.
+    # Tasks backend alias (django.tasks / django-tasks) that sends the welcome mail;
+    # ``None`` sends it right after commit, without a task.
     "TASK_BACKEND": "default",
 }
 

@@ -25,6 +25,8 @@ class WelcomeMail(models.Model):
 
     class Meta:
         verbose_name = "welcome mail"
+        # ``manage.py signalhooks welcome --retry`` looks for failed and stale mails.
+        indexes = [models.Index(fields=["status", "updated_at"], name="signalhooks_welcome_due")]
 
     def __str__(self) -> str:
         return f"welcome mail for user {self.user_pk}: {self.status}"

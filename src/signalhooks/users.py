@@ -1,203 +1,354 @@
 """The user lifecycle: ``user_registered``, ``user_updated``, ``user_deleted``.
 
-Each is sent once, after the transaction that caused it commits. They are hooks
-on ``AUTH_USER_MODEL`` in the registry, plus receivers of django-registration's
-and django-allauth's own signals when those are installed.
+All three are sent after the transaction that caused them commits, never after a
+rollback. Their sources are hooks on ``AUTH_USER_MODEL`` in the registry (kind
+``"user"``) and, when installed, django-registration's ``user_registered`` and
+django-allauth's ``user_signed_up``.
+
+Every source schedules its own ``transaction.on_commit`` callback, so a rolled-back
+savepoint takes exactly its own callbacks with it. The sources of one new user share
+one :class:`_Registration`: the first of its callbacks that survives to the commit
+sends ``user_registered`` (with the request, if any source brought one); the others
+find it sent.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+import threading
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
+from weakref import WeakValueDictionary
 
 from django.apps import apps
 from django.conf import settings
-from django.db import transaction
+from django.core.checks import CheckMessage
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models import Model
 from django.dispatch import Signal
 
 from .conf import conf
 from .registry import Event, Hook, registry
 
+logger = logging.getLogger("signalhooks")
 audit = logging.getLogger("signalhooks.audit")
 
-#: Sent once per new user after commit: ``sender`` (user model), ``user``, ``request``.
+#: Sent once per new user after commit: ``sender`` (the user model), ``user``, ``request``.
 user_registered = Signal()
 #: Sent after commit when a security-relevant field changes: ``sender``, ``user``, ``changes``.
 user_updated = Signal()
-#: Sent after commit when a user is deleted: ``sender``, ``user``.
+#: Sent after commit when a user is deleted: ``sender``, ``user`` (its ``pk`` kept).
 user_deleted = Signal()
 
-WATCHED = ("email", "is_active", "is_staff", "is_superuser", "password")
-PRIVILEGES = {"is_active", "is_staff", "is_superuser", "groups", "user_permissions"}
+#: Fields whose changes send ``user_updated``, besides the model's email field.
+SECURITY_FIELDS = ("is_active", "is_staff", "is_superuser", "password")
+#: Many-to-many relations of the user model whose changes send ``user_updated``.
+MEMBERSHIPS = ("groups", "user_permissions")
+#: What ``signalhooks.audit`` reports with old and new values.
+PRIVILEGES = frozenset({"is_active", "is_staff", "is_superuser", *MEMBERSHIPS})
 
-_MARK = "_signalhooks_registration"
-# Users whose registration was sent recently, when a package signal brings another
-# instance of the same user (bounded: it only has to outlive one request).
-_recent: OrderedDict[str, None] = OrderedDict()
-_RECENT_LIMIT = 10_000
+#: ``instance.__dict__`` key marking a user saved by a fixture load (``raw``).
+_RAW = "_signalhooks_raw"
+
+# (database alias, user model label, pk as text): one user in one database.
+Key = tuple[str, str, str]
+
+
+def _key(user: Model, using: str) -> Key:
+    return (using, user._meta.label_lower, str(user.pk))
+
+
+# -- user_registered -------------------------------------------------------------------
 
 
 class _Registration:
-    """One user's pending ``user_registered``: sent once, with the request if any source has it."""
+    """One user's ``user_registered`` in one transaction, fed by every source."""
 
-    def __init__(self, user: Any) -> None:
+    __slots__ = ("__weakref__", "key", "request", "sent", "user")
+
+    def __init__(self, key: Key, user: Model) -> None:
+        self.key = key
         self.user = user
         self.request: Any = None
-
-    def send(self) -> None:
-        key = _key(self.user)
-        _recent[key] = None
-        while len(_recent) > _RECENT_LIMIT:
-            _recent.popitem(last=False)
-        user_registered.send(sender=type(self.user), user=self.user, request=self.request)
+        self.sent = False
 
 
-def _key(user: Any) -> str:
-    return f"{type(user)._meta.label_lower}:{user.pk}"
+_lock = threading.Lock()
+# The registrations whose transaction is still open. Only their on_commit callbacks
+# hold them, so a rollback, which drops the callbacks, drops the entry too.
+_open: WeakValueDictionary[Key, _Registration] = WeakValueDictionary()
+# Users announced lately, so that a package signal bringing a fresh instance of an
+# already announced user (django-registration's one-step view re-reads the user
+# through authenticate()) does not announce it again. Bounded: it only has to outlive
+# the request that registered the user.
+_announced: OrderedDict[Key, None] = OrderedDict()
+_ANNOUNCED_LIMIT = 10_000
 
 
-def _begin(user: Any, using: str | None, request: Any = None) -> None:
-    registration = user.__dict__.get(_MARK)
-    if registration is None:
-        if _key(user) in _recent:
-            return  # another source already sent it for this user
-        registration = user.__dict__[_MARK] = _Registration(user)
-        transaction.on_commit(registration.send, using=using)
-    if request is not None and registration.request is None:
-        registration.request = request
+def _register(user: Model, using: str, request: Any, *, created: bool) -> None:
+    """Schedule ``user_registered`` for ``user`` after the current transaction commits.
+
+    ``created`` is true for the creation of the row itself, which always starts a
+    registration; package signals join the one under way, or are dropped when the
+    user was announced already.
+    """
+    key = _key(user, using)
+    with _lock:
+        registration = _open.get(key)
+        if created or registration is None or registration.sent:
+            if not created and key in _announced:
+                return
+            registration = _open[key] = _Registration(key, user)
+        if request is not None:
+            registration.request = request
+    transaction.on_commit(partial(_announce, registration), using=using)
 
 
-# -- sources ----------------------------------------------------------------------------
+def _announce(registration: _Registration) -> None:
+    if registration.sent:
+        return  # an earlier source of this transaction sent it
+    registration.sent = True
+    with _lock:
+        _announced.pop(registration.key, None)
+        _announced[registration.key] = None
+        while len(_announced) > _ANNOUNCED_LIMIT:
+            _announced.popitem(last=False)
+    user = registration.user
+    granted = [
+        f"{name}=True" for name in ("is_staff", "is_superuser") if getattr(user, name, False)
+    ]
+    if granted:
+        audit.info("user %s (%s) registered with %s", user.pk, user._meta.label, ", ".join(granted))
+    _send(user_registered, user, request=registration.request)
 
 
-def _on_created(*, instance: Any, using: str, **kwargs: Any) -> None:
-    _begin(instance, using)
+def _on_package_signal(*, user: Model, request: Any = None, **kwargs: Any) -> None:
+    """Receive django-registration's ``user_registered`` and django-allauth's ``user_signed_up``."""
+    _register(user, user._state.db or DEFAULT_DB_ALIAS, request, created=False)
 
 
-def _on_package_signal(*, user: Any, request: Any = None, **kwargs: Any) -> None:
-    # django-registration's user_registered / django-allauth's user_signed_up.
-    _begin(user, user._state.db, request)
+# -- user_updated / user_deleted -------------------------------------------------------
 
 
-def _on_updated(*, instance: Any, changes: dict[str, Any], using: str, **kwargs: Any) -> None:
-    watched = {name: change for name, change in changes.items() if name in WATCHED}
-    _audit(instance, watched)
-    transaction.on_commit(
-        partial(user_updated.send, sender=type(instance), user=instance, changes=watched),
-        using=using,
-    )
+def _on_saved(
+    *,
+    instance: Model,
+    created: bool,
+    raw: bool,
+    changes: Mapping[str, tuple[Any, Any]],
+    using: str,
+    **kwargs: Any,
+) -> None:
+    if raw:
+        # A fixture: no signal, and none for the groups it assigns right after.
+        instance.__dict__[_RAW] = True
+        return
+    if created:
+        _register(instance, using, None, created=True)
+        return
+    watched = {name: change for name, change in changes.items() if name in _watched}
+    if watched:
+        transaction.on_commit(partial(_announce_update, instance, watched), using=using)
 
 
-def _on_deleted(*, instance: Any, using: str, **kwargs: Any) -> None:
-    transaction.on_commit(
-        partial(user_deleted.send, sender=type(instance), user=instance), using=using
-    )
+def _announce_update(user: Model, changes: dict[str, tuple[Any, Any]]) -> None:
+    label = user._meta.label
+    for name, (old, new) in changes.items():
+        if name in PRIVILEGES:
+            audit.info("user %s (%s): %s changed from %r to %r", user.pk, label, name, old, new)
+        elif name == "password":  # the values are redacted; say only that it changed
+            audit.info("user %s (%s): password changed", user.pk, label)
+    _send(user_updated, user, changes=changes)
+
+
+def _on_deleted(*, instance: Model, using: str, **kwargs: Any) -> None:
+    # Django sets the pk of a deleted instance to None once every post_delete ran:
+    # receivers get a copy that keeps it.
+    transaction.on_commit(partial(_announce_deleted, copy.copy(instance)), using=using)
+
+
+def _announce_deleted(user: Model) -> None:
+    audit.info("user %s (%s) deleted", user.pk, user._meta.label)
+    _send(user_deleted, user)
+
+
+@dataclass(frozen=True, slots=True)
+class _Membership:
+    """A group or permission relation of the user model, as rows of its through table."""
+
+    name: str
+    through: type[Model]
+    user_column: str
+    target_column: str
+
+    def links(self, using: str, users: Iterable[Any]) -> dict[Any, list[Any]]:
+        """Return ``{user pk: sorted target pks}`` for ``users`` (one query)."""
+        found: dict[Any, list[Any]] = {pk: [] for pk in users}
+        rows = (
+            self.through._default_manager.db_manager(using)
+            .filter(**{f"{self.user_column}__in": list(found)})
+            .values_list(self.user_column, self.target_column)
+        )
+        for user_pk, target_pk in rows:
+            found[user_pk].append(target_pk)
+        return {pk: sorted(targets) for pk, targets in found.items()}
 
 
 def _on_membership(
     *,
-    instance: Any,
+    sender: type[Model],
+    instance: Model,
     action: str,
+    reverse: bool,
     pk_set: set[Any] | None,
     using: str,
-    sender: type[Model],
     **kwargs: Any,
 ) -> None:
-    """Report group and permission changes of users, from either side of the relation."""
-    field = _membership_field(sender)
-    if field is None:
+    """Turn a group or permission change of users, from either side, into ``user_updated``.
+
+    The links of the users concerned are read before and after the change (two
+    queries), so adding a present link or removing an absent one reports nothing.
+    """
+    membership = _memberships.get(sender)
+    if membership is None:
+        return  # another many-to-many relation of the user model
+    d = instance.__dict__
+    # A fixture load. Django 6.0+ says so (raw=True), and the registry does not call
+    # this hook for it; Django 5.2 does not, but the user was just saved raw.
+    if not reverse and d.get(_RAW):  # pragma: no cover - only Django 5.2 gets here
         return
-    user_model = user_model_class()
-    users = user_model._default_manager.db_manager(using)
-    forward = isinstance(instance, user_model)
-    stash = f"_signalhooks_{field}_before"
-    if action == "pre_clear":
-        # pk_set is None for a clear: remember the links while they exist.
-        linked = [instance] if forward else list(users.filter(**{field: instance.pk}))
-        instance.__dict__[stash] = {u.pk: _pks(u, field) for u in linked}
-        return
-    if action not in ("post_add", "post_remove", "post_clear"):
-        return
-    before: dict[Any, list[Any]] | None = None
-    if action == "post_clear":
-        before = instance.__dict__.pop(stash, {})
-        affected = [instance] if forward else list(users.filter(pk__in=list(before)))
-    else:
-        affected = [instance] if forward else list(users.filter(pk__in=pk_set or ()))
-    moved = set(pk_set or ()) if forward else {instance.pk}
-    for user in affected:
-        now = _pks(user, field)
-        if before is not None:
-            old = before.get(user.pk, [])
-        elif action == "post_add":
-            old = sorted(set(now) - moved)
+    stash = f"_signalhooks_{membership.name}_before"
+    if action.startswith("pre_"):
+        if reverse:  # instance is a Group or Permission; pk_set holds users
+            if pk_set is None:  # clear(): the users linked now
+                users: Iterable[Any] = (
+                    membership.through._default_manager.db_manager(using)
+                    .filter(**{membership.target_column: instance.pk})
+                    .values_list(membership.user_column, flat=True)
+                )
+            else:
+                users = pk_set
         else:
-            old = sorted(set(now) | moved)
-        changed = {field: (old, now)}
-        _audit(user, changed)
+            users = [instance.pk]
+        d[stash] = membership.links(using, users)
+        return
+    # (A post_* signal without its pre_*, sent by hand, finds no users: nothing to say.)
+    before: dict[Any, list[Any]] = d.pop(stash, {})
+    after = membership.links(using, before)
+    changed = {pk: (old, after[pk]) for pk, old in before.items() if old != after[pk]}
+    if not changed:
+        return
+    if reverse:
+        user_model = _user_model()
+        by_pk = user_model._default_manager.db_manager(using).in_bulk(list(changed))
+    else:
+        by_pk = {instance.pk: instance}
+    for pk in sorted(changed):
         transaction.on_commit(
-            partial(user_updated.send, sender=type(user), user=user, changes=changed),
-            using=using,
+            partial(_announce_update, by_pk[pk], {membership.name: changed[pk]}), using=using
         )
 
 
-def _pks(user: Any, field: str) -> list[Any]:
-    return sorted(getattr(user, field).values_list("pk", flat=True))
+# -- sending -----------------------------------------------------------------------------
 
 
-def _membership_field(through: type[Model]) -> str | None:
-    for field in user_model_class()._meta.many_to_many:
-        if field.name in ("groups", "user_permissions") and field.remote_field.through is through:
-            return field.name
-    return None
+def _send(signal: Signal, user: Model, **kwargs: Any) -> None:
+    """Send ``signal`` to every receiver; log the ones that fail instead of raising.
+
+    This runs in an on_commit callback: raising would skip the callbacks after it
+    (other users' signals, cache invalidations) and fail a request whose data is
+    already committed.
+    """
+    for receiver, result in signal.send_robust(sender=type(user), user=user, **kwargs):
+        if isinstance(result, Exception):
+            logger.error(
+                "signalhooks: receiver %s of %s failed for user %s",
+                getattr(receiver, "__qualname__", repr(receiver)),
+                _SIGNAL_NAMES[signal],
+                user.pk,
+                exc_info=result,
+            )
 
 
-def _audit(user: Any, changes: dict[str, Any]) -> None:
-    label = type(user)._meta.label
-    for name, (old, new) in changes.items():
-        if name in PRIVILEGES:
-            audit.info("user %s (%s): %s changed from %r to %r", user.pk, label, name, old, new)
-        elif name == "password":  # never the hashes
-            audit.info("user %s (%s): password changed", user.pk, label)
+_SIGNAL_NAMES = {
+    user_registered: "user_registered",
+    user_updated: "user_updated",
+    user_deleted: "user_deleted",
+}
 
 
-# -- welcome mail ----------------------------------------------------------------------
+# -- welcome mail ------------------------------------------------------------------------
 
 
-def _welcome(*, user: Any, **kwargs: Any) -> None:
+def _welcome(*, user: Model, **kwargs: Any) -> None:
     if conf.WELCOME_MAIL:
         from .mail import schedule_welcome
 
-        schedule_welcome(user.pk, using=user._state.db)
+        schedule_welcome(user.pk)
 
 
-def user_model_class() -> type[Model]:
+def _check(model: type[Model]) -> list[CheckMessage]:
+    if not conf.WELCOME_MAIL:
+        return []
+    from .mail import check_welcome_mail
+
+    return check_welcome_mail()
+
+
+# -- installation ------------------------------------------------------------------------
+
+_watched: frozenset[str] = frozenset()
+_memberships: dict[type[Model], _Membership] = {}
+
+
+def _user_model() -> type[Model]:
     return apps.get_model(settings.AUTH_USER_MODEL)
 
 
-def install() -> None:
-    """Register the user-lifecycle hooks (called from ``AppConfig.ready()``)."""
-    if any(hook.func is _on_created for hook in registry.hooks()):
-        return  # ready() ran again
-    sender = settings.AUTH_USER_MODEL
-    model = apps.get_model(sender)
-    watched = frozenset(n for n in WATCHED if any(f.name == n for f in model._meta.concrete_fields))
-    common: dict[str, Any] = {"sender": sender, "kind": "user"}
-    registry.add(
-        Hook(
-            func=_on_created, event=Event.POST_SAVE, created=True, label="user_registered", **common
-        )
+def email_field_name(model: type[Model]) -> str:
+    """Return the name of the email field of a user model (``EMAIL_FIELD``, else "email")."""
+    return str(getattr(model, "EMAIL_FIELD", "email"))
+
+
+def _membership(field: Any) -> _Membership:
+    through: type[Model] = field.remote_field.through
+    return _Membership(
+        name=field.name,
+        through=through,
+        # The names of the through model's two foreign keys (values_list gives their ids).
+        user_column=field.m2m_field_name(),
+        target_column=field.m2m_reverse_field_name(),
     )
+
+
+def install() -> None:
+    """Register the user-lifecycle hooks and receivers (from ``AppConfig.ready()``)."""
+    global _watched
+    if any(hook.func is _on_saved for hook in registry.hooks()):
+        return  # ready() ran again
+    model = _user_model()
+    names = {f.name for f in model._meta.concrete_fields}
+    _watched = frozenset(n for n in (email_field_name(model), *SECURITY_FIELDS) if n in names)
+    _memberships.update(
+        (membership.through, membership)
+        for membership in map(_membership, model._meta.many_to_many)
+        if membership.name in MEMBERSHIPS
+    )
+    # A lazy sender: the hooks follow AUTH_USER_MODEL, custom user models included.
+    common: dict[str, Any] = {"sender": settings.AUTH_USER_MODEL, "kind": "user"}
     registry.add(
         Hook(
-            func=_on_updated,
+            func=_on_saved,
             event=Event.POST_SAVE,
-            created=False,
-            changed=watched,
-            label="user_updated",
+            raw=True,  # to recognise fixture loads; they send nothing
+            track=_watched,
+            label="user_registered, user_updated",
+            check=_check,
+            details={"watched": sorted(_watched)},
             **common,
         )
     )
@@ -206,14 +357,15 @@ def install() -> None:
         Hook(
             func=_on_membership,
             event=Event.M2M_CHANGED,
-            label="user_updated (groups, permissions)",
+            label="user_updated (memberships)",
+            details={"relations": sorted(m.name for m in _memberships.values())},
             **common,
         )
     )
     user_registered.connect(_welcome, dispatch_uid="signalhooks.welcome_mail")
     try:
         from django_registration.signals import user_registered as registration_signal
-    except ImportError:  # pragma: no cover - django-registration is not installed
+    except ImportError:  # pragma: no cover - django-registration is a test dependency
         pass
     else:
         registration_signal.connect(_on_package_signal, dispatch_uid="signalhooks.users")

@@ -23,9 +23,30 @@ class Entry(models.Model):
     objects = HooksQuerySet.as_manager()
 
 
+class Writer(models.Model):
+    name = models.CharField(max_length=50)
+
+
+class Article(models.Model):
+    """A real foreign key (``writer`` / ``writer_id``) and a unique field for upserts."""
+
+    writer = models.ForeignKey(Writer, null=True, on_delete=models.CASCADE, related_name="articles")
+    slug = models.CharField(max_length=50, unique=True)
+    title = models.CharField(max_length=200, default="")
+
+    objects = HooksQuerySet.as_manager()
+
+
+class Code(models.Model):
+    """A primary key that is not ``id``."""
+
+    code = models.CharField(max_length=20, primary_key=True)
+    label = models.CharField(max_length=50, default="")
+
+
 class Note(models.Model):
     text = models.CharField(max_length=50)
 
 
-# Declared while models load, before the app registry is ready: resolved in ready().
+# Declared while models load, before the app registry is ready: bound in ready().
 invalidate("cacheapp.Note", keys=["note:{pk}:{text}"], tags=["notes"])

@@ -3,26 +3,41 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from signalhooks import HooksQuerySet, counter
+from signalhooks import HooksQuerySet, counter, touch
 
 
 class Post(models.Model):
     title = models.CharField(max_length=100, default="")
-    comment_count = models.IntegerField(default=0)
+    comment_count = models.PositiveIntegerField(default=0)
     approved_count = models.IntegerField(default=0)
+    quote_count = models.IntegerField(default=0)
     updated_at = models.DateTimeField(null=True)
 
 
 class Reply(models.Model):
     post = models.ForeignKey(Post, null=True, on_delete=models.CASCADE, related_name="replies")
+    quoted = models.ForeignKey(Post, null=True, on_delete=models.SET_NULL, related_name="quotes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE
+    )
     approved = models.BooleanField(default=False)
     text = models.CharField(max_length=100, default="")
 
     objects = HooksQuerySet.as_manager()
 
 
+class ReplyProxy(Reply):
+    class Meta:
+        proxy = True
+
+
 class Topic(models.Model):
     vote_count = models.IntegerField(default=0)
+    voted_at = models.DateTimeField(null=True)
+
+
+# Declared while models load, before Vote exists: resolved when it is registered.
+touch("relatedapp.Vote", "topic", "voted_at")
 
 
 class Vote(models.Model):
@@ -33,6 +48,37 @@ class Vote(models.Model):
 
 # Declared while models load: validated by the system check, wired in ready().
 counter(Vote, "topic", "vote_count")
+
+
+class Tag(models.Model):
+    """A parent keyed by slug, with a nullable counter and a DateField to touch."""
+
+    slug = models.SlugField(unique=True)
+    use_count = models.IntegerField(null=True)
+    used_on = models.DateField(null=True)
+
+
+class Tagging(models.Model):
+    tag = models.ForeignKey(Tag, to_field="slug", on_delete=models.CASCADE)
+    note = models.CharField(max_length=100, default="")
+
+    objects = HooksQuerySet.as_manager()
+
+
+class Content(models.Model):
+    comment_count = models.IntegerField(default=0)
+
+
+class Page(Content):
+    """Multi-table inheritance: the counter lives on the ancestor's table."""
+
+    title = models.CharField(max_length=100, default="")
+
+
+class Note(models.Model):
+    page = models.ForeignKey(Page, null=True, on_delete=models.CASCADE)
+
+    objects = HooksQuerySet.as_manager()
 
 
 class Team(models.Model):

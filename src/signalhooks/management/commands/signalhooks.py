@@ -63,14 +63,17 @@ class Command(BaseCommand):
             "recount", help="Recompute counters from the database and report what was fixed."
         )
         recount_parser.add_argument("models", nargs="*", metavar="app_label.Model")
+        recount_parser.add_argument(
+            "--database", default=None, help="Database alias (default: the router's choice)."
+        )
         welcome_parser = actions.add_parser("welcome", help="Welcome mail delivery state.")
         welcome_parser.add_argument(
-            "--retry", action="store_true", help="Send again the welcome mails that failed."
+            "--retry", action="store_true", help="Send the welcome mails that failed or got lost."
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["action"] == "recount":
-            self.recount(options["models"])
+            self.recount(options["models"], using=options["database"])
             return
         if options["action"] == "welcome":
             self.welcome(retry=options["retry"])
@@ -88,7 +91,7 @@ class Command(BaseCommand):
         summary = ", ".join(f"{status}={counts[status]}" for status in sorted(counts))
         self.stdout.write(f"welcome mails: {summary or 'none'}")
 
-    def recount(self, labels: list[str]) -> None:
+    def recount(self, labels: list[str], *, using: str | None) -> None:
         from signalhooks.related import counted_models, recount
 
         try:
@@ -96,7 +99,10 @@ class Command(BaseCommand):
         except (LookupError, ValueError) as error:
             raise CommandError(f"{error} Pass models as app_label.Model.") from None
         for model in models:
-            fixed = recount(model)
+            fixed = recount(model, using=using)
+            if not fixed:
+                self.stdout.write(f"{model._meta.label}: no counters")
+                continue
             wrong = sum(len(rows) for rows in fixed.values())
             self.stdout.write(f"{model._meta.label}: {wrong} counter value(s) fixed")
             for field, rows in fixed.items():

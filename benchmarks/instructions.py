@@ -1,0 +1,185 @@
+"""Count the CPU instructions of each benchmark operation with callgrind (deterministic).
+
+Usage: python -m benchmarks.instructions benchmarks/results/<name>.json
+
+Writes ``benchmarks/results/<name>.instructions.json``, which ``benchmarks.report``
+adds to REPORT.md. Wall-clock ratios of a few percent drown in the noise of a shared
+machine; instruction counts do not move from run to run. They count the work done in
+the Python process (SQLite in memory runs there too), not time spent waiting for
+Redis. Needs ``valgrind`` and a CPython with its symbol table (pyenv and distribution
+builds have one). Always SQLite in memory, whatever ``DATABASE_URL`` says.
+
+How: the script re-runs itself under ``valgrind --tool=callgrind`` with collection
+switched on only inside ``operator.call`` (C function ``_operator_call``) and a
+profile dumped after each call; every measured batch of operations runs inside one
+``operator.call``, with the garbage collector off and after a warm-up.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import operator
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+# group -> number of operations per measured batch
+COUNTS = {
+    "update save": 200,
+    "create save": 200,
+    "delete": 200,
+    "load 10,000 rows": 1,
+    "100 saves in one transaction": 3,
+    "comment create": 200,
+}
+
+
+def _measure(run: Callable[[], object], number: int, warmup: int) -> None:
+    for _ in range(warmup):
+        run()
+
+    def batch() -> None:
+        for _ in range(number):
+            run()
+
+    gc.collect()
+    gc.disable()
+    try:
+        operator.call(batch)  # callgrind collects inside this call only
+    finally:
+        gc.enable()
+
+
+def child(out: Path) -> None:
+    """Run every operation once per variant, inside operator.call (under callgrind)."""
+    os.environ.pop("DATABASE_URL", None)  # never anything but SQLite in memory
+    os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", run_syncdb=True, verbosity=0)
+    from benchmarks import operations as ops
+    from benchmarks.benchapp import models as m
+
+    labels: list[tuple[str, str, int]] = []
+
+    def measure(group: str, variant: str, build: Callable[[], Callable[[], object]]) -> None:
+        number = COUNTS[group]
+        run = build()
+        _measure(run, number, warmup=2 if number < 10 else 20)
+        labels.append((group, variant, number))
+
+    for variant, model in ops.SAVE_VARIANTS.items():
+        if model is None:
+            continue
+        measure("update save", variant, lambda model=model: ops.update_save(model))
+        measure("create save", variant, lambda model=model: ops.create_save(model))
+        measure("delete", variant, lambda model=model: ops.delete_pool(model, 220))
+    for variant, model in ops.LOAD_VARIANTS.items():
+        if model is None:
+            continue
+        ops.fill(model)
+        measure("load 10,000 rows", variant, lambda model=model: ops.load(model))
+        model.objects.all().delete()
+    group = "100 saves in one transaction"
+    measure(group, "plain", lambda: ops.hundred_saves(m.Plain))
+    measure(
+        group,
+        "plain + one round trip (by hand)",
+        lambda: ops.hundred_saves(m.Plain, round_trip=True),
+    )
+    measure(group, "signalhooks rule (keys+tags)", lambda: ops.hundred_saves(m.Ruled))
+    post = m.Post.objects.create()
+    group = "comment create"
+    measure(group, "plain", lambda: ops.create_comment(m.PlainComment, post))
+    measure(
+        group,
+        "plain + one UPDATE of the post (by hand)",
+        lambda: ops.create_comment_and_update(post),
+    )
+    measure(
+        group,
+        "django receiver (one UPDATE of the post)",
+        lambda: ops.create_comment(m.ReceiverComment, post),
+    )
+    measure(group, "signalhooks counter + touch", lambda: ops.create_comment(m.Comment, post))
+    out.write_text(json.dumps(labels))
+
+
+def _total(dump: Path) -> int:
+    for line in dump.read_text().splitlines():
+        if line.startswith(("totals:", "summary:")):
+            return int(line.split()[1])
+    raise ValueError(f"{dump}: no totals line")
+
+
+def parent(results: Path) -> Path:
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("benchmarks.instructions needs valgrind (apt-get install valgrind).")
+    with tempfile.TemporaryDirectory() as tmp:
+        labels_file = Path(tmp) / "labels.json"
+        command = [
+            valgrind,
+            "--tool=callgrind",
+            "--collect-atstart=no",
+            "--toggle-collect=_operator_call",
+            "--dump-after=_operator_call",
+            f"--callgrind-out-file={tmp}/callgrind.out",
+            sys.executable,
+            "-m",
+            "benchmarks.instructions",
+            "--child",
+            str(labels_file),
+        ]
+        print("running the operations under callgrind (a few minutes) ...", flush=True)
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0 or not labels_file.exists():
+            raise SystemExit(f"callgrind run failed:\n{done.stdout}\n{done.stderr[-3000:]}")
+        labels = json.loads(labels_file.read_text())
+        dumps = sorted(
+            Path(tmp).glob("callgrind.out.*"), key=lambda p: int(p.name.rsplit(".", 1)[1])
+        )
+        totals = [_total(d) for d in dumps]
+        if len(totals) != len(labels) or not all(totals):
+            raise SystemExit(
+                f"expected {len(labels)} non-empty callgrind dumps, got {totals}: is CPython's "
+                "symbol table stripped (no _operator_call)?"
+            )
+    per_operation: dict[str, dict[str, float]] = {}
+    for (group, variant, number), total in zip(labels, totals, strict=True):
+        per_operation.setdefault(group, {})[variant] = total / number
+    target = results.with_name(results.stem + ".instructions.json")
+    target.write_text(
+        json.dumps(
+            {
+                "python": sys.version.split()[0],
+                "what": "CPU instructions per operation (callgrind), GC off, SQLite in memory",
+                "per_operation": per_operation,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {target}")
+    return target
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) == 3 and argv[1] == "--child":
+        child(Path(argv[2]))
+    elif len(argv) == 2:
+        parent(Path(argv[1]))
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
