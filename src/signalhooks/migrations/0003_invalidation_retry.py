@@ -9,4 +9,4 @@ class Migration(migrations.Migration):
         ("signalhooks", "0002_welcome_mail_due_index"),
     ]
 
-    operations: list[migrations.operations.base.Operation] = []
+    operations = []  # type: ignore[var-annotated]
