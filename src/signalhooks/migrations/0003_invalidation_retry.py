@@ -9,4 +9,4 @@ class Migration(migrations.Migration):
         ("signalhooks", "0002_welcome_mail_due_index"),
     ]
 
-    operations = []  # type: ignore[var-annotated]
+    operations = []
