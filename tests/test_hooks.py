@@ -649,3 +649,106 @@ def test_update_fields_extra_assignment_on_untracked_model_is_persisted():
     comment.save(update_fields=["article"])
     saved = Comment.objects.get()
     assert (saved.article_id, saved.text) == (second.pk, "MOVED")
+
+
+# -- 10. multi-table inheritance ----------------------------------------------------------
+
+
+def test_mti_parent_hooks_and_tracking_run_for_child_saves_with_child_sender():
+    from tests.testapp.models import Place, Restaurant
+
+    seen = []
+
+    @post_save(Place, changed="name")
+    def on_place(sender, instance, changes, **kwargs):
+        seen.append((sender, type(instance), dict(changes)))
+
+    track(Place, "city")
+    Restaurant.objects.create(name="a", serves="pizza")
+    restaurant = Restaurant.objects.get()
+    restaurant.name = "b"
+    restaurant.city = "Rome"
+    assert changes(restaurant) == {"name": ("a", "b"), "city": ("", "Rome")}
+    restaurant.save()
+    Place.objects.create(name="p")
+    assert seen == [
+        (Restaurant, Restaurant, {"name": (None, "a"), "city": (None, "")}),
+        (Restaurant, Restaurant, {"name": ("a", "b"), "city": ("", "Rome")}),
+        (Place, Place, {"name": (None, "p"), "city": (None, "")}),
+    ]
+
+
+def test_mti_parent_delete_hooks_run_once_per_deleted_row():
+    from tests.testapp.models import Place, Restaurant
+
+    deleted = []
+    post_delete(Place)(lambda sender, instance, **kw: deleted.append((sender, instance.pk)))
+    restaurant = Restaurant.objects.create(name="a")
+    pk = restaurant.pk
+    restaurant.delete()
+    assert deleted == [(Place, pk)]
+    kept = Restaurant.objects.create(name="kept")
+    kept_pk = kept.pk
+    kept.delete(keep_parents=True)  # the parent row stays: nothing to run
+    assert deleted == [(Place, pk)]
+    assert Place.objects.filter(pk=kept_pk).exists()
+
+
+# -- 11. transitions and created= on pre_save ----------------------------------------------
+
+
+def test_transition_keywords_narrow_a_changed_hook():
+    runs = []
+    post_save(Article, changed="status", was="draft", is_now="live")(
+        lambda instance, **kw: runs.append(("was/is_now", instance.status))
+    )
+    pre_save(Article, changed="status", changes_to="archived")(
+        lambda instance, **kw: runs.append(("changes_to", instance.status))
+    )
+    post_save(Article, changed="status", was_not="draft", is_not="archived")(
+        lambda instance, **kw: runs.append(("not", instance.status))
+    )
+    article = Article.objects.create(title="a")  # status draft: created, old None
+    runs.clear()
+    for status in ("live", "archived", "archived", "draft", "live"):
+        article.status = status
+        article.save()
+    assert runs == [
+        ("was/is_now", "live"),
+        ("changes_to", "archived"),
+        ("not", "draft"),
+        ("was/is_now", "live"),
+    ]
+
+
+def test_transition_bad_input_is_refused_at_decoration():
+    with pytest.raises(TypeError, match=r"changed= takes field names, not a dict.*was='draft'"):
+        post_save(Article, changed={"status": "live"})
+    with pytest.raises(TypeError, match=r"a transition is the change of one field"):
+        post_save(Article, is_now="live")
+    with pytest.raises(TypeError, match=r"a transition is the change of one field"):
+        pre_save(Article, changed=["status", "title"], was="draft")
+    with pytest.raises(TypeError, match=r"changes_to=X already means was_not=X and is_now=X"):
+        post_save(Article, changed="status", changes_to="live", is_now="draft")
+    with pytest.raises(TypeError, match=r"created=1"):
+        pre_save(Article, created=1)
+
+
+def test_transition_shown_by_the_command(capsys):
+    post_save(Article, changed="status", changes_to="live")(lambda **kw: None)
+    call_command("signalhooks", "--json")
+    import json
+
+    listed = json.loads(capsys.readouterr().out)["testapp.Article"]
+    assert {"changed": ["status"], "is_now": "live", "was_not": "live"} in [
+        h["conditions"] for h in listed
+    ]
+
+
+def test_pre_save_created_condition():
+    runs = []
+    pre_save(Article, created=True)(lambda instance, **kw: runs.append(("create", instance.pk)))
+    pre_save(Article, created=False)(lambda instance, **kw: runs.append(("update", instance.pk)))
+    article = Article.objects.create(title="a")
+    article.save()
+    assert runs == [("create", None), ("update", article.pk)]

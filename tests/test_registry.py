@@ -163,3 +163,10 @@ def test_registry_remove_before_ready():
     hook = fresh.add(Hook(func=noop, event=Event.POST_SAVE, sender=Plain))
     fresh.remove(hook)
     assert fresh.hooks() == []
+
+
+def test_registry_remove_unresolved_hook_after_ready():
+    hook = registry.add(Hook(func=noop, event=Event.POST_SAVE, sender="testapp.Missing"))
+    assert ("testapp.Missing", "tests.test_registry.noop") in registry.unresolved
+    registry.remove(hook)
+    assert ("testapp.Missing", "tests.test_registry.noop") not in registry.unresolved

@@ -16,7 +16,7 @@ from asgiref.sync import iscoroutinefunction
 from django.apps import apps
 from django.db.models import Model
 
-from .registry import ALL, Event, Hook, ModelRef, muted_targets, registry
+from .registry import ALL, UNSET, Event, Hook, ModelRef, Transition, muted_targets, registry
 from .tracking import find_field
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -50,6 +50,12 @@ def _senders(decorator: str, senders: tuple[ModelRef, ...]) -> tuple[ModelRef, .
 
 
 def _fields(decorator: str, senders: tuple[ModelRef, ...], changed: Fields) -> frozenset[str]:
+    if isinstance(changed, Mapping):
+        raise TypeError(
+            f"@{decorator}(..., changed={changed!r}): changed= takes field names, not a "
+            "dict. Say what the change must look like with keywords, e.g. "
+            f"@{decorator}(Article, changed='status', was='draft', is_now='published')."
+        )
     names = frozenset([changed] if isinstance(changed, str) else changed or ())
     for sender in senders:
         if isinstance(sender, str):
@@ -65,6 +71,31 @@ def _fields(decorator: str, senders: tuple[ModelRef, ...], changed: Fields) -> f
     return names
 
 
+def _transition(
+    decorator: str, names: frozenset[str], conditions: dict[str, Any]
+) -> Transition | None:
+    given = {k: v for k, v in conditions.items() if v is not UNSET}
+    if not given:
+        return None
+    if len(names) != 1:
+        shown = ", ".join(f"{k}={v!r}" for k, v in given.items())
+        raise TypeError(
+            f"@{decorator}(..., {shown}): a transition is the change of one field; "
+            f"name it with changed=, e.g. @{decorator}(Article, changed='status', {shown})."
+        )
+    changes_to = given.pop("changes_to", UNSET)
+    if changes_to is not UNSET:
+        for clash in ("is_now", "was_not"):
+            if clash in given and given[clash] != changes_to:
+                raise TypeError(
+                    f"@{decorator}(..., changes_to={changes_to!r}, {clash}={given[clash]!r}): "
+                    f"changes_to=X already means was_not=X and is_now=X; drop {clash}=."
+                )
+        given.update(is_now=changes_to, was_not=changes_to)
+    (name,) = names
+    return Transition(field=name, **given)
+
+
 def _register(
     event: Event,
     senders: tuple[ModelRef, ...],
@@ -77,26 +108,62 @@ def _register(
         registry.add(Hook(func=func, event=event, sender=sender, **options))
 
 
+def _created(decorator: str, created: bool | None) -> None:
+    if created is not None and not isinstance(created, bool):
+        raise TypeError(f"@{decorator}(created={created!r}): use True, False or None.")
+
+
 def pre_save(
     *senders: ModelRef,
+    created: bool | None = None,
     changed: Fields = None,
+    was: Any = UNSET,
+    is_now: Any = UNSET,
+    was_not: Any = UNSET,
+    is_not: Any = UNSET,
+    changes_to: Any = UNSET,
     when: Callable[[Any], bool] | None = None,
     raw: bool = False,
     priority: int = 0,
     on_commit: bool = False,
 ) -> Callable[[F], F]:
-    """Run the decorated function before instances of ``senders`` are saved."""
+    """Run the decorated function before instances of ``senders`` are saved.
+
+    ``created=True`` runs it only for new rows, ``created=False`` only for updates.
+    ``was=``, ``is_now=``, ``was_not=``, ``is_not=`` and ``changes_to=`` narrow a
+    ``changed=`` field to one transition of its value (old, new).
+    """
     senders = _senders("pre_save", senders)
     if on_commit:
         raise TypeError(
             "@pre_save(..., on_commit=True): a pre_save hook runs before the row is "
             "written, so it cannot wait for the commit. Use @post_save(..., on_commit=True)."
         )
+    _created("pre_save", created)
     names = _fields("pre_save", senders, changed)
+    transition = _transition(
+        "pre_save",
+        names,
+        {
+            "was": was,
+            "is_now": is_now,
+            "was_not": was_not,
+            "is_not": is_not,
+            "changes_to": changes_to,
+        },
+    )
 
     def decorator(func: F) -> F:
         _register(
-            Event.PRE_SAVE, senders, func, changed=names, when=when, raw=raw, priority=priority
+            Event.PRE_SAVE,
+            senders,
+            func,
+            created=created,
+            changed=names,
+            transition=transition,
+            when=when,
+            raw=raw,
+            priority=priority,
         )
         return func
 
@@ -107,16 +174,34 @@ def post_save(
     *senders: ModelRef,
     created: bool | None = None,
     changed: Fields = None,
+    was: Any = UNSET,
+    is_now: Any = UNSET,
+    was_not: Any = UNSET,
+    is_not: Any = UNSET,
+    changes_to: Any = UNSET,
     when: Callable[[Any], bool] | None = None,
     on_commit: bool = False,
     raw: bool = False,
     priority: int = 0,
 ) -> Callable[[F], F]:
-    """Run the decorated function after instances of ``senders`` are saved."""
+    """Run the decorated function after instances of ``senders`` are saved.
+
+    Conditions as for :func:`pre_save`.
+    """
     senders = _senders("post_save", senders)
     names = _fields("post_save", senders, changed)
-    if created is not None and not isinstance(created, bool):
-        raise TypeError(f"@post_save(created={created!r}): use True, False or None.")
+    _created("post_save", created)
+    transition = _transition(
+        "post_save",
+        names,
+        {
+            "was": was,
+            "is_now": is_now,
+            "was_not": was_not,
+            "is_not": is_not,
+            "changes_to": changes_to,
+        },
+    )
 
     def decorator(func: F) -> F:
         _register(
@@ -125,6 +210,7 @@ def post_save(
             func,
             created=created,
             changed=names,
+            transition=transition,
             when=when,
             on_commit=on_commit,
             raw=raw,

@@ -10,6 +10,7 @@ nothing and Django's fast-delete path stays on for them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import itertools
 import logging
@@ -28,7 +29,8 @@ from django.db import transaction
 from django.db.models import DEFERRED, Model, signals
 from django.dispatch import Signal
 
-from .tracking import EXTRA_FIELDS, NO_CHANGES, Tracker, find_field
+from . import tracking
+from .tracking import EXTRA_FIELDS, LOADS, NO_CHANGES, Tracker, find_field
 
 logger = logging.getLogger("signalhooks")
 
@@ -79,6 +81,8 @@ class Hook:
     kind: str = "hook"
     label: str = ""
     source: str = ""
+    #: A condition on the ``(old, new)`` change of the one ``changed=`` field.
+    transition: Transition | None = None
     #: Extra fields to track for this hook (rules and counters need old values).
     track: frozenset[str] = frozenset()
     #: Handler for bulk queryset operations, and the attnames it needs per row.
@@ -106,6 +110,43 @@ class Hook:
     @property
     def sort_key(self) -> tuple[int, int]:
         return (self.priority, self.order)
+
+
+#: "Not given" for transition values (``None`` is a value one can compare with).
+UNSET: Any = type("Unset", (), {"__repr__": lambda self: "UNSET"})()
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """What the ``(old, new)`` change of ``field`` must look like for a hook to run.
+
+    The decorators' ``was=``, ``is_now=``, ``was_not=``, ``is_not=`` and
+    ``changes_to=`` (``was_not=X, is_now=X``); every given condition must hold.
+    """
+
+    field: str
+    was: Any = UNSET
+    is_now: Any = UNSET
+    was_not: Any = UNSET
+    is_not: Any = UNSET
+
+    def matches(self, changes: Mapping[str, tuple[Any, Any]]) -> bool:
+        """Return whether the change of ``field`` (which is in ``changes``) matches."""
+        old, new = changes[self.field]  # the hook's changed= field: it is there
+        return (
+            (self.was is UNSET or old == self.was)
+            and (self.is_now is UNSET or new == self.is_now)
+            and (self.was_not is UNSET or old != self.was_not)
+            and (self.is_not is UNSET or new != self.is_not)
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """Return the given conditions, for ``manage.py signalhooks``."""
+        return {
+            name: value
+            for name in ("was", "is_now", "was_not", "is_not")
+            if (value := getattr(self, name)) is not UNSET
+        }
 
 
 # -- muting --------------------------------------------------------------------------
@@ -156,8 +197,11 @@ def _run(
                 continue
             if hook.created is not None and hook.created is not created:
                 continue
-            if hook.changed and hook.changed.isdisjoint(changes):
-                continue
+            if hook.changed:
+                if hook.changed.isdisjoint(changes):
+                    continue
+                if hook.transition is not None and not hook.transition.matches(changes):
+                    continue
             if hook.when is not None and not hook.when(instance):
                 continue
             if (
@@ -219,6 +263,8 @@ class ModelPlan:
         "tracker",
         "attnames",
         "connected",
+        "throughs",
+        "wraps",
     )
 
     def __init__(self, model: type[Model]) -> None:
@@ -233,6 +279,10 @@ class ModelPlan:
             (f.attname, f.name) for f in model._meta.concrete_fields if not f.primary_key
         )
         self.connected: set[Signal] = set()
+        #: The m2m through models whose signals this plan listens to.
+        self.throughs: set[type[Model]] = set()
+        #: What ``tracking.install`` was given for this class (``None``: nothing).
+        self.wraps: tuple[Tracker | None, bool] | None = None
 
     def hooks(self, event: Event) -> tuple[Hook, ...]:
         hooks: tuple[Hook, ...] = getattr(self, event.value)
@@ -246,23 +296,45 @@ class ModelPlan:
         adding = instance._state.adding
         tracker = self.tracker
         kwargs["sender"] = sender
-        kwargs["changes"] = (
-            NO_CHANGES if tracker is None else tracker.changes(instance, adding=adding)
-        )
         update_fields: frozenset[str] | None = kwargs["update_fields"]
         if update_fields is None:
+            kwargs["changes"] = (
+                NO_CHANGES if tracker is None else tracker.changes(instance, adding=adding)
+            )
             _run(self.pre_save, kwargs, instance, adding, _RUNNING_PRE_SAVE)
             return
-        # save(update_fields=[...]) will not write what a hook assigns outside the
-        # list; write it ourselves so the hook's work is never silently dropped.
+        # save(update_fields=[...]) writes only those fields: changes of others are
+        # not this save's, as for post_save.
+        kwargs["changes"] = (
+            NO_CHANGES
+            if tracker is None
+            else tracker.changes(instance, adding=adding, only=update_fields)
+        )
+        # It also will not write what a hook assigns outside the list; write that
+        # ourselves so the hook's work is never silently dropped. What a hook only
+        # read (a deferred field loading, a FileField turning its name into a
+        # FieldFile) is not an assignment.
         d = instance.__dict__
         before = {
             attname: d.get(attname, DEFERRED)
             for attname, name in self.attnames
             if attname not in update_fields and name not in update_fields
         }
-        _run(self.pre_save, kwargs, instance, adding, _RUNNING_PRE_SAVE)
-        extra = {a: d[a] for a, old in before.items() if d.get(a, DEFERRED) is not old}
+        outer_loads = d.get(LOADS)
+        loads: set[str] = set() if outer_loads is None else outer_loads
+        d[LOADS] = loads
+        try:
+            _run(self.pre_save, kwargs, instance, adding, _RUNNING_PRE_SAVE)
+        finally:
+            if outer_loads is None:
+                del d[LOADS]
+        extra = {
+            a: value
+            for a, old in before.items()
+            if (value := d.get(a, DEFERRED)) is not old
+            and a not in loads
+            and (old is DEFERRED or value != old)
+        }
         if extra:
             manager = type(instance)._base_manager.db_manager(kwargs["using"])
             manager.filter(pk=instance.pk).update(**extra)
@@ -302,12 +374,21 @@ _SIGNALS: dict[str, Signal] = {
     "post_save": signals.post_save,
     "pre_delete": signals.pre_delete,
     "post_delete": signals.post_delete,
-    "post_init": signals.post_init,
 }
+
+#: Events whose hooks multi-table children inherit from their concrete parents. A
+#: child's save writes the parent's row too, under ONE signal (sender=the child);
+#: a child's delete makes Django delete the parent row with signals of its own
+#: (sender=the parent), which run the parent's delete hooks already, once.
+_INHERITED = frozenset({Event.PRE_SAVE, Event.POST_SAVE, Event.M2M_CHANGED})
 
 
 class Registry:
-    """All hooks, the fields they track, and the Django receivers they need."""
+    """All hooks, the fields they track, and the Django receivers they need.
+
+    Every registration updates only the plans of the model it is for (with that
+    model's proxies and multi-table children), so registering N hooks is O(N).
+    """
 
     def __init__(self, name: str = "signalhooks") -> None:
         #: The ``dispatch_uid`` of this registry's receivers.
@@ -315,8 +396,12 @@ class Registry:
         self._lock = threading.RLock()
         self._hooks: list[Hook] = []
         self._tracked: list[tuple[ModelRef, tuple[str, ...]]] = []
+        # Resolved registrations by the concrete model of their sender.
+        self._hooks_by_table: dict[type[Model], list[Hook]] = {}
+        self._tracked_by_table: dict[type[Model], list[tuple[str, ...]]] = {}
+        self._trackers: dict[tuple[type[Model], frozenset[str]], Tracker] = {}
         self._plans: dict[type[Model], ModelPlan] = {}
-        self._m2m_throughs: set[type[Model]] = set()
+        self._m2m_users: dict[type[Model], set[type[Model]]] = {}
         self._order = itertools.count()
         self._ready = False
         #: ``(sender, what)`` for lazy senders that name no installed model.
@@ -331,26 +416,34 @@ class Registry:
                 self._resolve(hook)
             self._hooks.append(hook)
             if self._ready:
-                self._rebuild()
+                self._index_hook(hook)
+                if hook.model is not None:
+                    self._update(hook.model)
         return hook
 
     def remove(self, hook: Hook) -> None:
         """Unregister ``hook`` (its receivers go when nothing else needs them)."""
         with self._lock:
             self._hooks.remove(hook)
-            if self._ready:
-                self._rebuild()
+            if not self._ready:
+                return
+            if hook.model is None:
+                self.unresolved.remove((str(hook.sender), hook.label))
+                return
+            self._hooks_by_table[_concrete(hook.model)].remove(hook)
+            self._update(hook.model)
 
     def track(self, sender: ModelRef, fields: Sequence[str]) -> None:
         """Track ``fields`` of ``sender`` for :func:`signalhooks.changes`."""
         with self._lock:
-            if self._ready:
-                model = self._model_or_none(sender)
-                if model is not None:
-                    self._validate_fields(model, fields, "track()")
+            model = self._model_or_none(sender) if self._ready else None
+            if model is not None:
+                self._validate_fields(model, fields, "track()")
             self._tracked.append((sender, tuple(fields)))
             if self._ready:
-                self._rebuild()
+                self._index_tracked(sender, tuple(fields))
+                if model is not None:
+                    self._update(model)
 
     def setup(self) -> None:
         """Resolve everything registered so far and connect receivers (``ready()``)."""
@@ -399,6 +492,9 @@ class Registry:
         hook.changed = frozenset(
             field.name for name in hook.changed if (field := find_field(model, name)) is not None
         )
+        if hook.transition is not None:
+            (name,) = hook.changed
+            hook.transition = dataclasses.replace(hook.transition, field=name)
 
     @staticmethod
     def _validate_fields(
@@ -412,104 +508,146 @@ class Registry:
                     f"Use one of its concrete fields: {valid}."
                 )
 
+    def _index_hook(self, hook: Hook) -> None:
+        if hook.model is None:
+            self.unresolved.append((str(hook.sender), hook.label))
+        else:
+            self._hooks_by_table.setdefault(_concrete(hook.model), []).append(hook)
+
+    def _index_tracked(self, sender: ModelRef, names: tuple[str, ...]) -> None:
+        model = self._model_or_none(sender)
+        if model is None:
+            self.unresolved.append((str(sender), f"track({sender!r}, ...)"))
+        else:
+            self._tracked_by_table.setdefault(_concrete(model), []).append(names)
+
     # -- plans -----------------------------------------------------------------------
     def _rebuild(self) -> None:
-        """Recompute every plan and (dis)connect receivers to match."""
-        resolved = [h for h in self._hooks if h.model is not None]
-        self.unresolved = [(str(h.sender), h.label) for h in self._hooks if h.model is None]
-        tracked: dict[type[Model], set[str]] = {}
-        for hook in resolved:
-            assert hook.model is not None
-            tracked.setdefault(_concrete(hook.model), set()).update(hook.changed | hook.track)
+        """Recompute every plan from scratch (start-up, and ``isolated()``)."""
+        self.unresolved = []
+        self._hooks_by_table = {}
+        self._tracked_by_table = {}
+        for hook in self._hooks:
+            self._index_hook(hook)
         for sender, names in self._tracked:
-            if isinstance(sender, str):
-                resolved_model = self._model_or_none(sender)
-                if resolved_model is None:
-                    self.unresolved.append((sender, f"track({sender!r}, ...)"))
-                    continue
-                model = resolved_model
-            else:
-                model = sender
-            tracked.setdefault(_concrete(model), set()).update(names)
+            self._index_tracked(sender, names)
+        wanted: set[type[Model]] = set()
+        for table in {*self._hooks_by_table, *self._tracked_by_table}:
+            wanted.update(_family(table))
+        for cls in [c for c in self._plans if c not in wanted]:
+            self._drop(self._plans.pop(cls))
+        for cls in sorted(wanted, key=lambda m: m._meta.label):
+            self._plan(cls)
 
-        wanted: dict[type[Model], dict[str, tuple[Hook, ...]]] = {}
-        trackers: dict[type[Model], Tracker] = {}
-        for concrete, field_names in tracked.items():
-            fields = [f for n in field_names if (f := find_field(concrete, n)) is not None]
-            if fields:
-                trackers[concrete] = Tracker(concrete, fields)
-        for cls in self._model_classes(set(tracked)):
-            chain = {k for k in cls.__mro__ if _is_same_table(k, cls)}
-            mine = sorted((h for h in resolved if h.model in chain), key=lambda h: h.sort_key)
-            wanted[cls] = {
-                event.value: tuple(h for h in mine if h.event is event) for event in Event
-            }
+    def _update(self, model: type[Model]) -> None:
+        """Recompute the plans a registration for ``model`` touches, and only those."""
+        for cls in _family(_concrete(model)):
+            self._plan(cls)
 
-        for cls, plan in list(self._plans.items()):
-            if cls not in wanted:
-                self._disconnect_all(plan)
-                del self._plans[cls]
-        for cls, by_event in wanted.items():
-            plan = self._plans.get(cls) or self._plans.setdefault(cls, ModelPlan(cls))
-            for event in Event:
-                setattr(plan, event.value, by_event[event.value])
-            plan.tracker = trackers.get(_concrete(cls))
-            self._connect(plan)
-        self._connect_m2m()
+    def _names(self, table: type[Model]) -> set[str]:
+        names: set[str] = set()
+        for hook in self._hooks_by_table.get(table, ()):
+            names.update(hook.changed, hook.track)
+        for tracked in self._tracked_by_table.get(table, ()):
+            names.update(tracked)
+        return names
 
-    @staticmethod
-    def _model_classes(concretes: set[type[Model]]) -> list[type[Model]]:
-        """Return each concrete model with hooks and every proxy of it."""
-        found = set(concretes)
-        for model in apps.get_models(include_auto_created=True):
-            if model._meta.proxy and model._meta.concrete_model in concretes:
-                found.add(model)
-        return sorted(found, key=lambda m: m._meta.label)
-
-    def _connect(self, plan: ModelPlan) -> None:
-        tracker = plan.tracker
-        needs: dict[str, Callable[..., None] | None] = {
-            "pre_save": plan.on_pre_save if plan.pre_save else None,
-            "post_save": plan.on_post_save if plan.post_save or tracker else None,
-            "pre_delete": plan.on_pre_delete if plan.pre_delete else None,
-            "post_delete": plan.on_post_delete if plan.post_delete else None,
-            "post_init": tracker.on_post_init if tracker else None,
+    def _plan(self, cls: type[Model]) -> None:
+        """Bring the plan of ``cls`` (its hooks, tracker, receivers) up to date."""
+        chain = {k for k in cls.__mro__ if _is_model(k)}
+        own = _concrete(cls)
+        # The concrete model first, then the parents whose rows a save also writes.
+        tables = [own, *own._meta.get_parent_list()]
+        mine = sorted(
+            (h for t in tables for h in self._hooks_by_table.get(t, ()) if h.model in chain),
+            key=lambda h: h.sort_key,
+        )
+        by_event = {
+            event: tuple(
+                h
+                for h in mine
+                if h.event is event and (event in _INHERITED or _concrete(h.model) is own)  # type: ignore[arg-type]
+            )
+            for event in Event
         }
-        for name, receiver in needs.items():
-            signal = _SIGNALS[name]
-            # Always disconnect first: the post_init receiver belongs to a tracker
-            # that a rebuild may have replaced.
-            signal.disconnect(sender=plan.model, dispatch_uid=self.name)
-            if receiver is None:
-                plan.connected.discard(signal)
+        names = set().union(*(self._names(t) for t in tables))
+        fields = [f for n in names if (f := find_field(own, n)) is not None]
+        tracker: Tracker | None = None
+        if fields:
+            key = (own, frozenset(f.attname for f in fields))
+            tracker = self._trackers.get(key) or self._trackers.setdefault(
+                key, Tracker(own, fields)
+            )
+        plan = self._plans.get(cls)
+        if tracker is None and not any(by_event.values()):
+            if plan is not None:
+                self._drop(self._plans.pop(cls))
+            return
+        if plan is None:
+            plan = self._plans[cls] = ModelPlan(cls)
+        for event, hooks in by_event.items():
+            setattr(plan, event.value, hooks)
+        wraps = (tracker, bool(plan.pre_save))
+        if plan.wraps != wraps:
+            if tracker is None and not plan.pre_save:
+                tracking.uninstall(cls)
             else:
-                signal.connect(receiver, sender=plan.model, weak=False, dispatch_uid=self.name)
-                plan.connected.add(signal)
+                tracking.install(cls, tracker)
+            plan.wraps = wraps
+        plan.tracker = tracker
+        self._connect(plan)
+        self._connect_m2m(plan)
 
-    def _disconnect_all(self, plan: ModelPlan) -> None:
+    def _drop(self, plan: ModelPlan) -> None:
         for signal in plan.connected:
             signal.disconnect(sender=plan.model, dispatch_uid=self.name)
         plan.connected.clear()
+        plan.m2m_changed = ()
+        self._connect_m2m(plan)
+        tracking.uninstall(plan.model)
 
-    def _connect_m2m(self) -> None:
+    def _connect(self, plan: ModelPlan) -> None:
+        needs = {
+            "pre_save": plan.on_pre_save if plan.pre_save else None,
+            "post_save": plan.on_post_save if plan.post_save or plan.tracker else None,
+            "pre_delete": plan.on_pre_delete if plan.pre_delete else None,
+            "post_delete": plan.on_post_delete if plan.post_delete else None,
+        }
+        # Receivers are bound methods of the plan, which lives as long as the model
+        # has hooks: only a change of what is needed touches Django's signals.
+        for name, receiver in needs.items():
+            signal = _SIGNALS[name]
+            if receiver is None and signal in plan.connected:
+                signal.disconnect(sender=plan.model, dispatch_uid=self.name)
+                plan.connected.discard(signal)
+            elif receiver is not None and signal not in plan.connected:
+                signal.connect(receiver, sender=plan.model, weak=False, dispatch_uid=self.name)
+                plan.connected.add(signal)
+
+    def _connect_m2m(self, plan: ModelPlan) -> None:
         throughs: set[type[Model]] = set()
-        for cls, plan in self._plans.items():
-            if not plan.m2m_changed:
-                continue
-            opts = cls._meta
+        if plan.m2m_changed:
+            opts = plan.model._meta
             throughs.update(f.remote_field.through for f in opts.many_to_many)  # type: ignore[misc]
             throughs.update(
                 rel.through  # type: ignore[attr-defined]
                 for rel in opts.related_objects
                 if rel.many_to_many
             )
-        for through in self._m2m_throughs - throughs:
-            signals.m2m_changed.disconnect(sender=through, dispatch_uid=self.name)
-        for through in throughs - self._m2m_throughs:
-            signals.m2m_changed.connect(
-                self._on_m2m_changed, sender=through, weak=False, dispatch_uid=self.name
-            )
-        self._m2m_throughs = throughs
+        for through in plan.throughs - throughs:
+            users = self._m2m_users[through]
+            users.discard(plan.model)
+            if not users:
+                del self._m2m_users[through]
+                signals.m2m_changed.disconnect(sender=through, dispatch_uid=self.name)
+        for through in throughs - plan.throughs:
+            users = self._m2m_users.setdefault(through, set())
+            if not users:
+                signals.m2m_changed.connect(
+                    self._on_m2m_changed, sender=through, weak=False, dispatch_uid=self.name
+                )
+            users.add(plan.model)
+        plan.throughs = throughs
 
     def _on_m2m_changed(self, sender: type[Model], **kwargs: Any) -> None:
         """Run the m2m hooks of both sides of a relation once each."""
@@ -573,15 +711,21 @@ def _concrete(model: type[Model]) -> type[Model]:
     return concrete
 
 
-def _is_same_table(candidate: type, cls: type[Model]) -> bool:
-    # A proxy's hooks run for the proxy and for proxies of it; a concrete model's
-    # hooks run for it and for all its proxies. Multi-table children are separate.
+def _is_model(candidate: type) -> bool:
     return (
         candidate is not Model
         and issubclass(candidate, Model)
         and not candidate._meta.abstract
-        and candidate._meta.concrete_model is cls._meta.concrete_model
+        and not candidate._meta.swapped
     )
+
+
+def _family(table: type[Model]) -> list[type[Model]]:
+    """Return ``table`` and every model class deriving from it (proxies, MTI children)."""
+    found = [table]
+    for cls in found:
+        found.extend(c for c in cls.__subclasses__() if _is_model(c) and c not in found)
+    return found
 
 
 registry = Registry()

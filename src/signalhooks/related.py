@@ -48,7 +48,7 @@ from django.utils import timezone
 
 from .hooks import _senders
 from .registry import BulkChange, Event, Hook, ModelRef, registry
-from .tracking import STATE, find_field
+from .tracking import find_field
 
 #: The values a relation reads from one child row: the foreign key first, then the
 #: fields its ``where=`` conditions name.
@@ -594,10 +594,7 @@ def _loaded(instance: Model, attname: str) -> Any:
     """Return the value of ``attname`` when ``instance`` was loaded or last saved."""
     tracker = registry.tracker(type(instance))
     assert tracker is not None  # relations track their columns
-    state: Any = getattr(instance._state, STATE, DEFERRED)
-    if len(tracker.attnames) == 1 or state is DEFERRED:  # one field is stored bare
-        return state
-    return state[tracker.attnames.index(attname)]
+    return tracker.loaded(instance, attname)
 
 
 def _model_or_none(ref: ModelRef) -> type[Model] | None:

@@ -1,9 +1,12 @@
 """Cheap change tracking: remember the loaded value of the fields someone asked for.
 
-A model that some hook, rule or ``track()`` call needs gets a ``post_init``
-receiver that stores the tracked values in one tuple in the instance's
-``__dict__``. Comparing that tuple with the current values is one C-level
-comparison when nothing changed, which is the common case on the save path.
+Only instances built from rows (``Model.from_db``) or reloaded
+(``refresh_from_db``) need a baseline: a constructed instance is ``adding`` and
+everything about it is new. So the registry wraps those two methods of each model
+class with tracked fields (:func:`install`), and the wrapper stores the tracked
+values in one tuple on the instance's ``ModelState``. Comparing that tuple with the
+current values is one C-level comparison when nothing changed, which is the common
+case on the save path.
 """
 
 from __future__ import annotations
@@ -15,17 +18,40 @@ from types import MappingProxyType
 from typing import Any
 
 from django.conf import settings
-from django.db.models import DEFERRED, Field, JSONField, Model
+from django.core.files import File
+from django.db.models import DEFERRED, Field, FileField, JSONField, Model
 
-#: Attribute of ``instance._state`` (Django's ModelState) holding the loaded values:
-#: kept off the instance itself so ``vars(instance)`` and serialisers never see it.
-STATE = "signalhooks"
+#: Prefix of the ``ModelState`` attribute holding the baseline; the rest of the name
+#: lists the tracked attnames, so a baseline stored before ``track()`` added a field
+#: is still read right (kept off the instance so ``vars(instance)`` never shows it).
+STATE = "signalhooks:"
 #: What ``changes`` shows for a password hash, old and new.
 REDACTED = "<redacted>"
 #: ``changes`` when nothing changed; read-only so a hook cannot poison it.
 NO_CHANGES: Mapping[str, tuple[Any, Any]] = MappingProxyType({})
+#: Key in ``instance.__dict__`` of fields a pre_save hook assigned outside update_fields.
+EXTRA_FIELDS = "_signalhooks_extra_fields"
+#: Key in ``instance.__dict__`` of the attnames loaded from the database meanwhile.
+LOADS = "_signalhooks_loads"
 
 Changes = dict[str, tuple[Any, Any]]
+
+
+class _Unloaded:
+    """A field that was not loaded. Unlike Django's ``DEFERRED`` it stays itself
+    through ``pickle`` and ``copy.deepcopy`` (both keep module-level names)."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> str:
+        return "UNLOADED"
+
+    def __repr__(self) -> str:
+        return "<not loaded>"
+
+
+UNLOADED = _Unloaded()
+_MISSING: Any = object()
 
 
 def is_mutable(field: Field[Any, Any]) -> bool:
@@ -48,10 +74,26 @@ def _user_model_label() -> str:
     return str(settings.AUTH_USER_MODEL).lower()
 
 
+def _public(value: Any) -> Any:
+    return DEFERRED if value is UNLOADED else value
+
+
 class Tracker:
     """The tracked fields of one concrete model and how to compare them."""
 
-    __slots__ = ("attnames", "fields", "model", "names", "_getter", "_mutable", "_secret")
+    __slots__ = (
+        "attnames",
+        "attr",
+        "fields",
+        "getter",
+        "model",
+        "names",
+        "plain",
+        "_files",
+        "_mutable",
+        "_secret",
+        "_single",
+    )
 
     def __init__(self, model: type[Model], fields: Iterable[Field[Any, Any]]) -> None:
         ordered = sorted(set(fields), key=lambda f: f.creation_counter)
@@ -59,56 +101,112 @@ class Tracker:
         self.fields = tuple(ordered)
         self.names = tuple(f.name for f in ordered)
         self.attnames = tuple(f.attname for f in ordered)
+        #: The ``ModelState`` attribute of this field layout's baseline.
+        self.attr = STATE + ",".join(self.attnames)
         # itemgetter of several names returns a tuple, of one name the bare value;
         # both compare with ``==`` in C, which is all the hot path needs.
-        self._getter: Callable[[dict[str, Any]], Any] = itemgetter(*self.attnames)
-        self._mutable = any(is_mutable(f) for f in ordered)
+        self.getter: Callable[[dict[str, Any]], Any] = itemgetter(*self.attnames)
+        self._single = len(ordered) == 1
+        self._mutable = frozenset(i for i, f in enumerate(ordered) if is_mutable(f))
+        # A FieldFile is renamed in place (``.save(name, content, save=False)``):
+        # what identifies the value is its name, so that is what is kept.
+        self._files = frozenset(i for i, f in enumerate(ordered) if isinstance(f, FileField))
+        #: No file or mutable field: ``getter`` alone reads what is compared and kept.
+        self.plain = not (self._mutable or self._files)
         is_user = model._meta.label_lower == _user_model_label()
         self._secret = frozenset(f.name for f in ordered if is_user and f.name == "password")
 
-    # -- state ---------------------------------------------------------------------
-    def _current(self, d: dict[str, Any]) -> Any:
-        """Return the tracked values as stored: a tuple, or the bare value of one field."""
-        try:
-            return self._getter(d)
-        except KeyError:  # a deferred field that was never loaded
-            values = tuple(d.get(a, DEFERRED) for a in self.attnames)
-            return values if len(values) > 1 else values[0]
+    # -- reading -------------------------------------------------------------------
+    def read(self, d: dict[str, Any]) -> Any:
+        """Return the tracked values of ``d`` as compared: a tuple, or one bare value."""
+        if self.plain:
+            try:
+                return self.getter(d)
+            except KeyError:  # a deferred field that was never loaded
+                pass
+        files = self._files
+        values = tuple(
+            value.name if i in files and isinstance(value, File) else value
+            for i, value in enumerate(d.get(a, UNLOADED) for a in self.attnames)
+        )
+        return values[0] if self._single else values
 
-    def _keep(self, value: Any) -> Any:
-        # A dict or list stored in a JSONField changes in place: keep a copy.
-        return copy.deepcopy(value) if self._mutable else value
+    def keep(self, value: Any) -> Any:
+        """Return ``value`` (from :meth:`read`) as stored: mutable values copied."""
+        if not self._mutable:
+            return value
+        if self._single:
+            return copy.deepcopy(value)
+        mutable = self._mutable
+        return tuple(copy.deepcopy(v) if i in mutable else v for i, v in enumerate(value))
 
-    def _as_tuple(self, value: Any) -> tuple[Any, ...]:
-        return value if len(self.attnames) > 1 else (value,)
+    def capture(self, d: dict[str, Any]) -> Any:
+        """Return the baseline of an instance whose ``__dict__`` is ``d``."""
+        return self.keep(self.read(d))
 
-    def _old(self, old: Any) -> tuple[Any, ...]:
-        if old is _MISSING:
-            # Built without __init__ (or before tracking started): nothing is known.
-            return (DEFERRED,) * len(self.attnames)
-        return self._as_tuple(old)
+    def _tuple(self, value: Any) -> tuple[Any, ...]:
+        return (value,) if self._single else value
 
-    def on_post_init(self, *, instance: Model, **kwargs: Any) -> None:
-        # Runs for every instance built, 10,000 times for 10,000 rows: keep it flat.
+    def baseline(self, instance: Model) -> Any:
+        """Return the stored baseline of ``instance`` (unloaded fields: ``UNLOADED``)."""
+        state = instance._state
+        value = getattr(state, self.attr, _MISSING)
+        return self._adopt(state) if value is _MISSING else value
+
+    def _adopt(self, state: Any) -> Any:
+        # No baseline for this layout: one stored for another layout (tracking grew
+        # after the instance was loaded) gives the values it has; the rest unknown.
+        known: dict[str, Any] = {}
+        for key in [k for k in vars(state) if k.startswith(STATE)]:
+            stored = state.__dict__.pop(key)
+            attnames = key[len(STATE) :].split(",")
+            known.update(zip(attnames, stored if len(attnames) > 1 else (stored,), strict=True))
+        values = tuple(known.get(a, UNLOADED) for a in self.attnames)
+        value = values[0] if self._single else values
+        if known:
+            setattr(state, self.attr, value)
+        return value
+
+    def loaded(self, instance: Model, attname: str) -> Any:
+        """Return the value of ``attname`` as loaded or last saved (else ``DEFERRED``)."""
+        value = self._tuple(self.baseline(instance))[self.attnames.index(attname)]
+        return _public(value)
+
+    # -- events --------------------------------------------------------------------
+    def refreshed(self, instance: Model, fields: Iterable[str] | None) -> None:
+        """Make what ``refresh_from_db(fields=...)`` just loaded part of the baseline."""
         d = instance.__dict__
-        try:
-            value = self._getter(d)
-        except KeyError:
-            value = self._current(d)
-        # An attribute, not ``__dict__[...]``: reading an object's __dict__ makes
-        # CPython build a real dict for it, which costs more than the value.
-        setattr(instance._state, STATE, copy.deepcopy(value) if self._mutable else value)
+        new = self._tuple(self.read(d))
+        if fields is None:
+            scope = frozenset(self.attnames)
+        else:
+            names = frozenset(fields)
+            pairs = zip(self.names, self.attnames, strict=True)
+            scope = frozenset(a for n, a in pairs if n in names or a in names)
+        old = self._tuple(self.baseline(instance))
+        values = tuple(
+            n if a in scope else o for a, o, n in zip(self.attnames, old, new, strict=True)
+        )
+        setattr(instance._state, self.attr, self.keep(values[0] if self._single else values))
 
-    # -- comparing -----------------------------------------------------------------
-    def changes(self, instance: Model, *, adding: bool = False) -> Mapping[str, tuple[Any, Any]]:
-        """Return ``{field name: (old, new)}`` for the tracked fields that differ."""
-        new = self._current(instance.__dict__)
+    def changes(
+        self,
+        instance: Model,
+        *,
+        adding: bool = False,
+        only: frozenset[str] | None = None,
+    ) -> Mapping[str, tuple[Any, Any]]:
+        """Return ``{field name: (old, new)}`` for the tracked fields that differ.
+
+        ``only``: names or attnames to consider (a save's ``update_fields``).
+        """
+        new = self.read(instance.__dict__)
         if adding:
-            return self._build(self._nothing, self._as_tuple(new), everything=True)
-        old = getattr(instance._state, STATE, _MISSING)
+            return self._build(self._nothing, self._tuple(new), everything=True, only=only)
+        old = self.baseline(instance)
         if old == new:
             return NO_CHANGES
-        return self._build(self._old(old), self._as_tuple(new))
+        return self._build(self._tuple(old), self._tuple(new), only=only)
 
     @property
     def _nothing(self) -> tuple[None, ...]:
@@ -126,7 +224,10 @@ class Tracker:
             if only is not None and name not in only and attname not in only:
                 continue
             if everything or (before is not after and before != after):
-                result[name] = (REDACTED, REDACTED) if name in self._secret else (before, after)
+                if name in self._secret:
+                    result[name] = (REDACTED, REDACTED)
+                else:
+                    result[name] = (_public(before), _public(after))
         return result
 
     def saved(
@@ -135,36 +236,117 @@ class Tracker:
         """Return the changes a save wrote and make the saved values the new baseline."""
         d = instance.__dict__
         state = instance._state
-        try:
-            new = self._getter(d)
-        except KeyError:
-            new = self._current(d)
-        old = getattr(state, STATE, _MISSING)
+        new = self.read(d)
         if update_fields is None and not created:
             # The hot path: an update save. Equal tuples mean nothing changed and
             # the baseline is already right.
+            old = getattr(state, self.attr, _MISSING)
+            if old is _MISSING:
+                old = self._adopt(state)
             if old == new:
                 return NO_CHANGES
-            setattr(state, STATE, self._keep(new))
-            return self._build(self._old(old), self._as_tuple(new))
+            setattr(state, self.attr, self.keep(new))
+            return self._build(self._tuple(old), self._tuple(new))
         if update_fields is None:
-            setattr(state, STATE, self._keep(new))
-            return self._build(self._nothing, self._as_tuple(new), everything=True)
+            setattr(state, self.attr, self.keep(new))
+            return self._build(self._nothing, self._tuple(new), everything=True)
         # save(update_fields=...): only the listed fields (and any a pre_save hook
         # assigned, which signalhooks wrote too) were written.
         written = update_fields | d.pop(EXTRA_FIELDS, frozenset())
-        old_values = self._old(old)
-        new_values = self._as_tuple(new)
+        old_values = self._tuple(self.baseline(instance))
+        new_values = self._tuple(new)
         baseline = tuple(
             after if name in written or attname in written else before
             for name, attname, before, after in zip(
                 self.names, self.attnames, old_values, new_values, strict=True
             )
         )
-        setattr(state, STATE, self._keep(baseline if len(baseline) > 1 else baseline[0]))
+        setattr(state, self.attr, self.keep(baseline[0] if self._single else baseline))
         return self._build(old_values, new_values, everything=created, only=written)
 
 
-#: Key in ``instance.__dict__`` of fields a pre_save hook assigned outside update_fields.
-EXTRA_FIELDS = "_signalhooks_extra_fields"
-_MISSING: Any = object()
+# -- wrapping a model class's from_db / refresh_from_db ---------------------------------
+
+#: Attribute of our wrappers: the function they call, and what the class had before.
+_WRAPS = "__signalhooks_wraps__"
+_OWN = "__signalhooks_own__"
+
+
+def _original(model: type[Model], name: str) -> Callable[..., Any]:
+    """Return the function ``model.<name>`` runs, looking through our own wrappers."""
+    for klass in model.__mro__:
+        attr = klass.__dict__.get(name)
+        if attr is not None:
+            func = attr.__func__ if isinstance(attr, classmethod) else attr
+            original: Callable[..., Any] = getattr(func, _WRAPS, func)
+            return original
+    raise AttributeError(name)  # pragma: no cover - every model inherits Model's
+
+
+def _set(model: type[Model], name: str, wrapper: Any, func: Callable[..., Any]) -> None:
+    setattr(func, _WRAPS, _original(model, name))
+    setattr(func, _OWN, model.__dict__.get(name))
+    func.__name__ = func.__qualname__ = name
+    setattr(model, name, wrapper)
+
+
+def install(model: type[Model], tracker: Tracker | None) -> None:
+    """Wrap ``model``'s ``refresh_from_db`` (and, when tracked, ``from_db``).
+
+    The wrappers call whatever the class ran before (its own override or an
+    inherited one), so a model's own ``from_db`` keeps working. The registry
+    installs wrappers of their own on the proxies and children of ``model``.
+    """
+    uninstall(model)
+    original_refresh = _original(model, "refresh_from_db")
+
+    def refresh_from_db(self: Model, *args: Any, **kwargs: Any) -> None:
+        original_refresh(self, *args, **kwargs)
+        fields = kwargs.get("fields", args[1] if len(args) > 1 else None)
+        d = self.__dict__
+        loads: set[str] | None = d.get(LOADS)
+        if loads is not None:  # a pre_save hook is running: reads are not assignments
+            loads.update(d if fields is None else fields)
+        if tracker is not None:
+            tracker.refreshed(self, fields)
+
+    _set(model, "refresh_from_db", refresh_from_db, refresh_from_db)
+    if tracker is None:
+        return
+    original_from_db = _original(model, "from_db")
+    getter, attr, read = tracker.getter, tracker.attr, tracker.read
+
+    if tracker.plain:
+        # Runs once per row loaded, 2,000 times for 2,000 rows: keep it flat.
+        def from_db(cls: type[Model], *args: Any, **kwargs: Any) -> Model:
+            new: Model = original_from_db(cls, *args, **kwargs)
+            d = new.__dict__
+            try:
+                value = getter(d)
+            except KeyError:  # loaded with .only() / .defer()
+                value = read(d)
+            setattr(new._state, attr, value)
+            return new
+    else:
+        capture = tracker.capture
+
+        def from_db(cls: type[Model], *args: Any, **kwargs: Any) -> Model:
+            new: Model = original_from_db(cls, *args, **kwargs)
+            setattr(new._state, attr, capture(new.__dict__))
+            return new
+
+    _set(model, "from_db", classmethod(from_db), from_db)
+
+
+def uninstall(model: type[Model]) -> None:
+    """Put back what ``model`` had before :func:`install` (nothing, or its own method)."""
+    for name in ("from_db", "refresh_from_db"):
+        attr = model.__dict__.get(name)
+        func = attr.__func__ if isinstance(attr, classmethod) else attr
+        if func is None or not hasattr(func, _WRAPS):
+            continue
+        own = getattr(func, _OWN)
+        if own is None:
+            delattr(model, name)
+        else:
+            setattr(model, name, own)

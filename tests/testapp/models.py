@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.files.storage import InMemoryStorage
 from django.db import models
 
 
@@ -42,3 +43,39 @@ class Plain(models.Model):
     """Nothing hooks this model: it must get no receivers."""
 
     name = models.CharField(max_length=50)
+
+
+class Place(models.Model):
+    """A concrete parent: its hooks also run for Restaurant saves (multi-table)."""
+
+    name = models.CharField(max_length=50)
+    city = models.CharField(max_length=50, blank=True)
+
+
+class Restaurant(Place):
+    serves = models.CharField(max_length=50, blank=True)
+
+
+class Document(models.Model):
+    title = models.CharField(max_length=50, blank=True)
+    attachment = models.FileField(upload_to="docs/", blank=True, storage=InMemoryStorage())
+    data = models.JSONField(default=dict, blank=True)
+    notes = models.TextField(blank=True)
+
+
+class OwnLoading(models.Model):
+    """Overrides from_db and refresh_from_db: tracking must cooperate with both."""
+
+    name = models.CharField(max_length=50)
+    loaded_by_own_from_db = False
+    refreshed_by_own_method = False
+
+    @classmethod
+    def from_db(cls, db: Any, field_names: Any, values: Any, **kwargs: Any) -> OwnLoading:
+        instance = super().from_db(db, field_names, values, **kwargs)
+        instance.loaded_by_own_from_db = True
+        return instance
+
+    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
+        super().refresh_from_db(*args, **kwargs)
+        self.refreshed_by_own_method = True

@@ -22,6 +22,8 @@ def describe(hook: Hook) -> dict[str, Any]:
         conditions["created"] = hook.created
     if hook.changed:
         conditions["changed"] = sorted(hook.changed)
+    if hook.transition is not None:
+        conditions.update(hook.transition.describe())
     if hook.when is not None:
         conditions["when"] = getattr(hook.when, "__qualname__", repr(hook.when))
     if hook.raw:
