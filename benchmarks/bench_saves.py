@@ -8,6 +8,7 @@ it. With timing on, each variant is also timed in turns with plain
 from __future__ import annotations
 
 import gc
+import time
 import tracemalloc
 
 import pytest
@@ -119,3 +120,57 @@ def test_load_rows(benchmark, variant, loaded):
         benchmark.extra_info["interleaved_ratio"] = interleaved_ratio(
             ops.load(m.Plain), load, rounds=10, number=1
         )
+
+
+REGISTRATION_MODELS = 600
+
+
+def _many_models(count):
+    """Return ``count`` fresh model classes in an app registry of their own (no tables)."""
+    from django.apps.registry import Apps
+    from django.db import models
+
+    isolated = Apps([])
+    meta = type("Meta", (), {"apps": isolated, "app_label": "benchregistration"})
+    return [
+        type(
+            f"Registered{i}",
+            (models.Model,),
+            {
+                "__module__": __name__,
+                "name": models.CharField(max_length=10),
+                "status": models.CharField(max_length=10),
+                "Meta": meta,
+            },
+        )
+        for i in range(count)
+    ]
+
+
+@pytest.mark.benchmark(group="registration after ready()")
+def test_registration_is_linear(benchmark):
+    """Hook 600 models after ready() (a changed= hook and a track() each), as autodiscovery does."""
+    from django.db.models.signals import post_save as django_post_save
+
+    from signalhooks import post_save, track
+    from signalhooks.registry import registry
+
+    created = _many_models(REGISTRATION_MODELS)
+
+    def hook(sender, instance, **kwargs):
+        pass
+
+    def register_all():
+        with registry.isolated():
+            start = time.perf_counter()
+            for model in created:
+                post_save(model, changed="status")(hook)
+                track(model, "name")
+            elapsed = time.perf_counter() - start
+            assert all(django_post_save.has_listeners(model) for model in created)
+        return elapsed
+
+    seconds = benchmark.pedantic(register_all, rounds=1 if benchmark.disabled else 3)
+    assert not any(django_post_save.has_listeners(model) for model in created)
+    benchmark.extra_info["models"] = REGISTRATION_MODELS
+    benchmark.extra_info["seconds"] = round(seconds, 3)

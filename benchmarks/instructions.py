@@ -1,6 +1,7 @@
 """Count the CPU instructions of each benchmark operation with callgrind (deterministic).
 
-Usage: python -m benchmarks.instructions benchmarks/results/<name>.json
+Usage: python -m benchmarks.instructions [--goals] benchmarks/results/<name>.json
+(``make bench-instructions``; ``--goals`` measures only the groups of the goals below).
 
 Writes ``benchmarks/results/<name>.instructions.json``, which ``benchmarks.report``
 adds to REPORT.md. Wall-clock ratios of a few percent drown in the noise of a shared
@@ -28,15 +29,61 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+UPDATE, CHANGED, LOAD_GOAL = "update save", "update save, tracked field changed", "load 2,000 rows"
+TRACKED = "signalhooks 2 tracked fields"
+
 # group -> number of operations per measured batch
 COUNTS = {
-    "update save": 200,
+    UPDATE: 200,
+    CHANGED: 200,
+    LOAD_GOAL: 1,
     "create save": 200,
     "delete": 200,
     "load 10,000 rows": 1,
     "100 saves in one transaction": 3,
     "comment create": 200,
 }
+
+
+#: (group, our variant, the peers shown next to it, limit as a ratio to plain)
+GOALS = [
+    (
+        UPDATE,
+        "signalhooks hook",
+        ["django receiver", "django-lifecycle-hooks", "django-lifecycle"],
+        1.025,
+    ),
+    (
+        CHANGED,
+        "signalhooks changed=",
+        ["django-lifecycle-hooks changed", "django-lifecycle changed"],
+        1.045,
+    ),
+    (LOAD_GOAL, TRACKED, ["django-lifecycle-hooks", "django-lifecycle"], 1.05),
+]
+#: The load goal's peak memory (tracemalloc) as a ratio to plain.
+MEMORY_LIMIT = 1.10
+CHANGED_VARIANTS = {
+    "plain": "Plain",
+    "signalhooks changed=": "HookedChanged",
+    "django-lifecycle changed": "LifecycleChanged",
+    "django-lifecycle-hooks changed": "LCHooksChanged",
+}
+
+
+def _peak(run: Callable[[], object]) -> int:
+    """Return the tracemalloc peak of one ``run()``, in bytes."""
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        result = run()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    del result
+    return peak
 
 
 def _measure(run: Callable[[], object], number: int, warmup: int) -> None:
@@ -55,7 +102,7 @@ def _measure(run: Callable[[], object], number: int, warmup: int) -> None:
         gc.enable()
 
 
-def child(out: Path) -> None:
+def child(out: Path, goals_only: bool = False) -> None:
     """Run every operation once per variant, inside operator.call (under callgrind)."""
     os.environ.pop("DATABASE_URL", None)  # never anything but SQLite in memory
     os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
@@ -69,6 +116,7 @@ def child(out: Path) -> None:
     from benchmarks.benchapp import models as m
 
     labels: list[tuple[str, str, int]] = []
+    peaks: dict[str, int] = {}
 
     def measure(group: str, variant: str, build: Callable[[], Callable[[], object]]) -> None:
         number = COUNTS[group]
@@ -77,9 +125,24 @@ def child(out: Path) -> None:
         labels.append((group, variant, number))
 
     for variant, model in ops.SAVE_VARIANTS.items():
+        if model is not None:
+            measure(UPDATE, variant, lambda model=model: ops.update_save(model))
+    for variant, name in CHANGED_VARIANTS.items():
+        model = getattr(m, name, None)  # django-lifecycle-hooks needs Python 3.12
+        if model is not None:
+            measure(CHANGED, variant, lambda model=model: ops.update_save_changing(model))
+    for variant, model in ops.LOAD_VARIANTS.items():
+        if model is not None:
+            ops.fill(model, 2000)
+            measure(LOAD_GOAL, variant, lambda model=model: ops.load(model))
+            peaks[variant] = min(_peak(ops.load(model)) for _ in range(3))
+            model.objects.all().delete()
+    if goals_only:
+        out.write_text(json.dumps({"labels": labels, "peaks": peaks}))
+        return
+    for variant, model in ops.SAVE_VARIANTS.items():
         if model is None:
             continue
-        measure("update save", variant, lambda model=model: ops.update_save(model))
         measure("create save", variant, lambda model=model: ops.create_save(model))
         measure("delete", variant, lambda model=model: ops.delete_pool(model, 220))
     for variant, model in ops.LOAD_VARIANTS.items():
@@ -110,7 +173,7 @@ def child(out: Path) -> None:
         lambda: ops.create_comment(m.ReceiverComment, post),
     )
     measure(group, "signalhooks counter + touch", lambda: ops.create_comment(m.Comment, post))
-    out.write_text(json.dumps(labels))
+    out.write_text(json.dumps({"labels": labels, "peaks": peaks}))
 
 
 def _total(dump: Path) -> int:
@@ -120,7 +183,39 @@ def _total(dump: Path) -> int:
     raise ValueError(f"{dump}: no totals line")
 
 
-def parent(results: Path) -> Path:
+def goals_table(per_operation: dict[str, dict[str, float]], peaks: dict[str, int]) -> str:
+    """Return the goals, ours and the peers' ratios to plain side by side (markdown)."""
+    lines = [
+        "| figure (ratio to plain, CPU instructions) | signalhooks | peers | goal | verdict |",
+        "| --- | ---: | --- | ---: | --- |",
+    ]
+    for group, ours, peers, limit in GOALS:
+        rows = per_operation.get(group, {})
+        plain = rows.get("plain")
+        if plain is None or ours not in rows:
+            continue
+        measured = rows[ours] / plain
+        shown = ", ".join(f"{p} {rows[p] / plain:.3f}×" for p in peers if p in rows)
+        verdict = "met" if measured <= limit else "**missed**"
+        lines.append(
+            f"| {group}: {ours} | {measured:.3f}× | {shown} | ≤ {limit:.3f}× | {verdict} |"
+        )
+    if "plain" in peaks and TRACKED in peaks:
+        memory = peaks[TRACKED] / peaks["plain"]
+        shown = ", ".join(
+            f"{p} {peaks[p] / peaks['plain']:.3f}×"
+            for p in ("django-lifecycle-hooks", "django-lifecycle")
+            if p in peaks
+        )
+        verdict = "met" if memory <= MEMORY_LIMIT else "**missed**"
+        lines.append(
+            f"| {LOAD_GOAL}: {TRACKED}, peak memory (tracemalloc) | {memory:.3f}× | {shown} "
+            f"| ≤ {MEMORY_LIMIT:.2f}× | {verdict} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def parent(results: Path, goals_only: bool = False) -> Path:
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise SystemExit("benchmarks.instructions needs valgrind (apt-get install valgrind).")
@@ -138,12 +233,14 @@ def parent(results: Path) -> Path:
             "benchmarks.instructions",
             "--child",
             str(labels_file),
+            *(["--goals"] if goals_only else []),
         ]
         print("running the operations under callgrind (a few minutes) ...", flush=True)
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0 or not labels_file.exists():
             raise SystemExit(f"callgrind run failed:\n{done.stdout}\n{done.stderr[-3000:]}")
-        labels = json.loads(labels_file.read_text())
+        measured = json.loads(labels_file.read_text())
+        labels, peaks = measured["labels"], measured["peaks"]
         dumps = sorted(
             Path(tmp).glob("callgrind.out.*"), key=lambda p: int(p.name.rsplit(".", 1)[1])
         )
@@ -163,20 +260,25 @@ def parent(results: Path) -> Path:
                 "python": sys.version.split()[0],
                 "what": "CPU instructions per operation (callgrind), GC off, SQLite in memory",
                 "per_operation": per_operation,
+                "peak_bytes": peaks,
             },
             indent=2,
         )
         + "\n"
     )
+    print(goals_table(per_operation, peaks))
     print(f"wrote {target}")
     return target
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) == 3 and argv[1] == "--child":
-        child(Path(argv[2]))
-    elif len(argv) == 2:
-        parent(Path(argv[1]))
+    args = argv[1:]
+    goals_only = "--goals" in args
+    args = [a for a in args if a != "--goals"]
+    if len(args) == 2 and args[0] == "--child":
+        child(Path(args[1]), goals_only)
+    elif len(args) == 1:
+        parent(Path(args[0]), goals_only)
     else:
         raise SystemExit(__doc__)
 

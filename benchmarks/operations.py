@@ -70,6 +70,20 @@ def update_save(model, *, round_trip: bool = False) -> Operation:
     return save
 
 
+def update_save_changing(model) -> Operation:
+    """Return an update save of one loaded row whose ``status`` changes every time."""
+    row = model.objects.create(name="a")
+    row = model.objects.get(pk=row.pk)
+    statuses = ("new", "old")
+
+    def save() -> None:
+        row.score += 1
+        row.status = statuses[row.score % 2]
+        row.save()
+
+    return save
+
+
 def create_save(model) -> Operation:
     return lambda: model.objects.create(name="a")
 

@@ -14,7 +14,7 @@ from django.db.models import signals
 
 from signalhooks import changes, muted, post_delete, post_save, pre_delete, pre_save, track
 from signalhooks.registry import registry
-from tests.testapp.models import Article, Author, Comment, Plain, PublishedArticle, Tag
+from tests.testapp.models import Article, Author, Comment, Place, Plain, PublishedArticle, Tag
 
 pytestmark = pytest.mark.django_db
 
@@ -752,3 +752,27 @@ def test_pre_save_created_condition():
     article = Article.objects.create(title="a")
     article.save()
     assert runs == [("create", None), ("update", article.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_mti_parent_cache_rules_and_counters_follow_child_saves_and_deletes():
+    from django.core.cache import caches
+
+    from signalhooks import counter, invalidate
+    from tests.testapp.models import Restaurant, Town
+
+    cache = caches["default"]
+    invalidate(Place, keys=["place:{pk}", "place:name:{name}"])
+    counter(Place, "town", "place_count")
+    town = Town.objects.create()
+    restaurant = Restaurant.objects.create(name="a", town=town)
+    assert Town.objects.get().place_count == 1
+    cache.set_many({f"place:{restaurant.pk}": 1, "place:name:a": 1, "place:name:b": 1})
+    restaurant.name = "b"
+    restaurant.save()
+    assert cache.get_many([f"place:{restaurant.pk}", "place:name:a", "place:name:b"]) == {}
+    cache.set_many({f"place:{restaurant.pk}": 1, "place:name:b": 1})
+    pk = restaurant.pk
+    restaurant.delete()
+    assert cache.get_many([f"place:{pk}", "place:name:b"]) == {}
+    assert Town.objects.get().place_count == 0

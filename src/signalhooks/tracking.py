@@ -20,11 +20,15 @@ from typing import Any
 from django.conf import settings
 from django.core.files import File
 from django.db.models import DEFERRED, Field, FileField, JSONField, Model
+from django.utils.inspect import func_accepts_kwargs, func_supports_parameter
 
-#: Prefix of the ``ModelState`` attribute holding the baseline; the rest of the name
-#: lists the tracked attnames, so a baseline stored before ``track()`` added a field
-#: is still read right (kept off the instance so ``vars(instance)`` never shows it).
-STATE = "signalhooks:"
+#: Prefix of the ``ModelState`` attribute holding the baseline (kept off the instance
+#: so ``vars(instance)`` never shows it). The rest of the name lists the tracked
+#: attnames joined by ``__`` (which no field name contains), so a baseline stored
+#: before ``track()`` added a field is still read right. One attribute, not one per
+#: field: CPython keeps a spare slot for one more attribute in an object's inline
+#: values; a second one costs a whole dict per instance.
+STATE = "_signalhooks__"
 #: What ``changes`` shows for a password hash, old and new.
 REDACTED = "<redacted>"
 #: ``changes`` when nothing changed; read-only so a hook cannot poison it.
@@ -102,7 +106,7 @@ class Tracker:
         self.names = tuple(f.name for f in ordered)
         self.attnames = tuple(f.attname for f in ordered)
         #: The ``ModelState`` attribute of this field layout's baseline.
-        self.attr = STATE + ",".join(self.attnames)
+        self.attr = STATE + "__".join(self.attnames)
         # itemgetter of several names returns a tuple, of one name the bare value;
         # both compare with ``==`` in C, which is all the hot path needs.
         self.getter: Callable[[dict[str, Any]], Any] = itemgetter(*self.attnames)
@@ -158,14 +162,18 @@ class Tracker:
         # after the instance was loaded) gives the values it has; the rest unknown.
         known: dict[str, Any] = {}
         for key in [k for k in vars(state) if k.startswith(STATE)]:
-            stored = state.__dict__.pop(key)
-            attnames = key[len(STATE) :].split(",")
+            stored = vars(state).pop(key)
+            attnames = key[len(STATE) :].split("__")
             known.update(zip(attnames, stored if len(attnames) > 1 else (stored,), strict=True))
         values = tuple(known.get(a, UNLOADED) for a in self.attnames)
         value = values[0] if self._single else values
         if known:
             setattr(state, self.attr, value)
         return value
+
+    def store(self, instance: Model, value: Any) -> None:
+        """Make ``value`` (from :meth:`read`, as kept) the baseline of ``instance``."""
+        setattr(instance._state, self.attr, value)
 
     def loaded(self, instance: Model, attname: str) -> Any:
         """Return the value of ``attname`` as loaded or last saved (else ``DEFERRED``)."""
@@ -187,7 +195,7 @@ class Tracker:
         values = tuple(
             n if a in scope else o for a, o, n in zip(self.attnames, old, new, strict=True)
         )
-        setattr(instance._state, self.attr, self.keep(values[0] if self._single else values))
+        self.store(instance, self.keep(values[0] if self._single else values))
 
     def changes(
         self,
@@ -235,20 +243,17 @@ class Tracker:
     ) -> Mapping[str, tuple[Any, Any]]:
         """Return the changes a save wrote and make the saved values the new baseline."""
         d = instance.__dict__
-        state = instance._state
         new = self.read(d)
         if update_fields is None and not created:
             # The hot path: an update save. Equal tuples mean nothing changed and
             # the baseline is already right.
-            old = getattr(state, self.attr, _MISSING)
-            if old is _MISSING:
-                old = self._adopt(state)
+            old = self.baseline(instance)
             if old == new:
                 return NO_CHANGES
-            setattr(state, self.attr, self.keep(new))
+            self.store(instance, self.keep(new))
             return self._build(self._tuple(old), self._tuple(new))
         if update_fields is None:
-            setattr(state, self.attr, self.keep(new))
+            self.store(instance, self.keep(new))
             return self._build(self._nothing, self._tuple(new), everything=True)
         # save(update_fields=...): only the listed fields (and any a pre_save hook
         # assigned, which signalhooks wrote too) were written.
@@ -261,7 +266,7 @@ class Tracker:
                 self.names, self.attnames, old_values, new_values, strict=True
             )
         )
-        setattr(state, self.attr, self.keep(baseline[0] if self._single else baseline))
+        self.store(instance, self.keep(baseline[0] if self._single else baseline))
         return self._build(old_values, new_values, everything=created, only=written)
 
 
@@ -314,28 +319,57 @@ def install(model: type[Model], tracker: Tracker | None) -> None:
     if tracker is None:
         return
     original_from_db = _original(model, "from_db")
-    getter, attr, read = tracker.getter, tracker.attr, tracker.read
-
-    if tracker.plain:
-        # Runs once per row loaded, 2,000 times for 2,000 rows: keep it flat.
-        def from_db(cls: type[Model], *args: Any, **kwargs: Any) -> Model:
-            new: Model = original_from_db(cls, *args, **kwargs)
-            d = new.__dict__
-            try:
-                value = getter(d)
-            except KeyError:  # loaded with .only() / .defer()
-                value = read(d)
-            setattr(new._state, attr, value)
-            return new
-    else:
-        capture = tracker.capture
-
-        def from_db(cls: type[Model], *args: Any, **kwargs: Any) -> Model:
-            new: Model = original_from_db(cls, *args, **kwargs)
-            setattr(new._state, attr, capture(new.__dict__))
-            return new
-
+    from_db = _from_db(model, tracker, original_from_db)
     _set(model, "from_db", classmethod(from_db), from_db)
+
+
+#: Django 6.1 passes ``fetch_mode=`` to ``from_db``; older versions pass nothing.
+_FETCH_MODE = func_supports_parameter(Model.from_db, "fetch_mode")
+
+
+def _from_db(
+    model: type[Model], tracker: Tracker, original: Callable[..., Any]
+) -> Callable[..., Model]:
+    """Return the ``from_db`` of ``model``: ``original``, then store the baseline."""
+    if not tracker.plain:  # files and mutable values: read and copied field by field
+        capture, store = tracker.capture, tracker.store
+
+        def from_db(cls: type[Model], *args: Any, **kwargs: Any) -> Model:
+            new: Model = original(cls, *args, **kwargs)
+            store(new, capture(new.__dict__))
+            return new
+
+        return from_db
+    # Runs once per row, 2,000 times for 2,000 rows, so it is written out for the
+    # tracked attnames: plain attribute reads of the fresh instance (its __dict__ is
+    # never asked for, which would build a dict for every row) and one plain
+    # attribute write to its ModelState. Attnames are identifiers: safe to compile.
+    param = ", fetch_mode=None" if _FETCH_MODE else ""
+    passes = _FETCH_MODE and (
+        func_supports_parameter(original, "fetch_mode") or func_accepts_kwargs(original)
+    )
+    pass_on = ", fetch_mode=fetch_mode" if passes else ""
+    values = ", ".join(f"new.{a}" for a in tracker.attnames)
+    if len(tracker.attnames) > 1:
+        values = f"({values})"
+    source = (
+        f"def from_db(cls, db, field_names, values{param}):\n"
+        f"    new = original(cls, db, field_names, values{pass_on})\n"
+        "    if len(values) == count:\n"
+        f"        new._state.{tracker.attr} = {values}\n"
+        "    else:  # loaded with .only() / .defer()\n"
+        "        store(new, read(new.__dict__))\n"
+        "    return new\n"
+    )
+    namespace: dict[str, Any] = {
+        "original": original,
+        "count": len(model._meta.concrete_fields),
+        "store": tracker.store,
+        "read": tracker.read,
+    }
+    exec(compile(source, f"<signalhooks from_db of {model._meta.label}>", "exec"), namespace)
+    compiled: Callable[..., Model] = namespace["from_db"]
+    return compiled
 
 
 def uninstall(model: type[Model]) -> None:

@@ -45,11 +45,16 @@ class Plain(models.Model):
     name = models.CharField(max_length=50)
 
 
+class Town(models.Model):
+    place_count = models.IntegerField(default=0)
+
+
 class Place(models.Model):
     """A concrete parent: its hooks also run for Restaurant saves (multi-table)."""
 
     name = models.CharField(max_length=50)
     city = models.CharField(max_length=50, blank=True)
+    town = models.ForeignKey(Town, null=True, blank=True, on_delete=models.SET_NULL)
 
 
 class Restaurant(Place):
