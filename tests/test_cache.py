@@ -708,3 +708,28 @@ def test_invalidate_deferred_fields_of_a_row_that_is_gone():
     Entry.objects.all()._raw_delete("default")  # deleted behind our back
     entry.delete()  # the slug cannot be known any more: nothing to invalidate, no error
     assert present("entry:s") == {"entry:s"}
+
+
+def test_invalidate_tags_only_rule_queryset_update_issues_no_select():
+    invalidate(Entry, tags=["entries"])
+    Entry.objects.bulk_create([Entry(title=str(i), slug=str(i)) for i in range(5)])
+    cached("home", lambda: "old", tags=["entries"])
+    with CaptureQueriesContext(connection) as queries:
+        assert Entry.objects.filter(title__in=["1", "2"]).update(views=3) == 2
+    assert [q["sql"].split()[0] for q in queries] == ["UPDATE"]
+    assert cached("home", lambda: "new", tags=["entries"]) == "new"
+    with CaptureQueriesContext(connection) as queries:
+        assert Entry.objects.filter(title="none").update(views=3) == 0
+    assert len(queries) == 1
+    assert cached("home", lambda: "newer", tags=["entries"]) == "new"  # nothing changed
+
+
+def test_invalidate_after_the_server_forgot_the_scripts():
+    invalidate(Entry, keys=["entry:{slug}"], tags=["entries"], patterns=["list:{slug}:*"])
+    fill("entry:a", "list:a:1")
+    cache.client.get_client(write=True).script_flush()  # as after a restart
+    Entry.objects.create(title="a", slug="a")  # by SHA, refused, then with the texts
+    assert present("entry:a", "list:a:1") == set()
+    fill("entry:b", "list:b:1")
+    Entry.objects.create(title="b", slug="b")  # by SHA
+    assert present("entry:b", "list:b:1") == set()

@@ -19,10 +19,12 @@ from django.core.cache import caches
 from django.db import DatabaseError
 from django.dispatch import Signal
 from django_redis.client import DefaultClient, ShardClient
+from redis.exceptions import NoScriptError
 
 from . import breaker, retry
 from .conf import conf
 from .epoch import EPOCH_KEY, EPOCH_LUA, bump_generic, generic_epoch
+from .scripts import Script
 
 logger = logging.getLogger("signalhooks")
 
@@ -138,7 +140,7 @@ def redis_client(backend: Any) -> DefaultClient | None:
 #: for it under the current epoch: its value and its lease (which cancels the lease).
 #: A missing generation needs no bump: ``cached()`` restarts it at the clock, above
 #: any number used before.
-_FLUSH = (
+_FLUSH = Script(
     EPOCH_LUA
     + """
 local current = epoch(KEYS[1])
@@ -161,7 +163,7 @@ if #doomed > 0 then redis.call('DEL', unpack(doomed)) end
 #: One SCAN page per pattern, deleting the keys it finds. ARGV: COUNT, then (cursor,
 #: pattern) pairs. Returns the next cursors, "0" for a pattern that is done. Each
 #: call does what one step of django-redis' delete_pattern() does, bounded by COUNT.
-_SCAN_DELETE = """
+_SCAN_DELETE = Script("""
 local cursors = {}
 for i = 2, #ARGV, 2 do
   local page = redis.call('SCAN', ARGV[i], 'MATCH', ARGV[i + 1], 'COUNT', ARGV[1])
@@ -172,7 +174,7 @@ for i = 2, #ARGV, 2 do
   cursors[#cursors + 1] = page[1]
 end
 return cursors
-"""
+""")
 
 #: Keys per script call, so no single call blocks Redis for long.
 _DEL_CHUNK = 1000
@@ -193,26 +195,40 @@ def _send_django_redis(client: DefaultClient, invalidation: Invalidation, new_ep
     made = [str(client.make_pattern(p)) for p in sorted(invalidation.patterns)]
     scans = [(pattern, "0") for p in made for pattern in (p, p + "@*")]
     count = max(int(conf.PATTERN_SCAN_COUNT), 1)
-    pipeline = redis.pipeline(transaction=False)
-    if keys or tags or new_epoch:
-        first = "1" if new_epoch else "0"
-        pipeline.eval(_FLUSH, 1 + len(tags), epoch, *tags, first, *keys[:_DEL_CHUNK])
-        for start in range(_DEL_CHUNK, len(keys), _DEL_CHUNK):
-            pipeline.eval(_FLUSH, 1, epoch, "0", *keys[start : start + _DEL_CHUNK])
-    while True:
+
+    def first_round(by_sha: bool) -> list[Any]:
+        pipeline = redis.pipeline(transaction=False)
+        if keys or tags or new_epoch:
+            start = "1" if new_epoch else "0"
+            _FLUSH.queue(pipeline, [epoch, *tags], [start, *keys[:_DEL_CHUNK]], by_sha=by_sha)
+            for at in range(_DEL_CHUNK, len(keys), _DEL_CHUNK):
+                chunk = keys[at : at + _DEL_CHUNK]
+                _FLUSH.queue(pipeline, [epoch], ["0", *chunk], by_sha=by_sha)
         if scans:
-            args = [arg for pattern, cursor in scans for arg in (cursor, pattern)]
-            pipeline.eval(_SCAN_DELETE, 0, count, *args)
-        replies = pipeline.execute()
-        if not scans:
-            return
+            _SCAN_DELETE.queue(pipeline, (), [count, *_scan_args(scans)], by_sha=by_sha)
+        return pipeline.execute()  # type: ignore[no-any-return]
+
+    try:
+        replies = first_round(by_sha=True)
+    except NoScriptError:
+        # The server lacks a script (new or restarted): send the texts. What already ran
+        # runs twice, which is harmless (a tag bumped twice, a key deleted twice).
+        replies = first_round(by_sha=False)
+    while scans:
         cursors = [_text(cursor) for cursor in replies[-1]]
         scans = [
             (pattern, cursor)
             for (pattern, _), cursor in zip(scans, cursors, strict=True)
             if cursor != "0"
         ]
-        pipeline = redis.pipeline(transaction=False)
+        if scans:
+            pipeline = redis.pipeline(transaction=False)
+            _SCAN_DELETE.queue(pipeline, (), [count, *_scan_args(scans)], by_sha=True)
+            replies = pipeline.execute()
+
+
+def _scan_args(scans: list[tuple[str, str]]) -> list[str]:
+    return [arg for pattern, cursor in scans for arg in (cursor, pattern)]
 
 
 def _text(value: bytes | str) -> str:

@@ -18,7 +18,6 @@ it reads, so it touches keys of several slots (it would fail with CROSSSLOT).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Sequence
@@ -26,11 +25,11 @@ from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django_redis.client import DefaultClient
-from redis.exceptions import NoScriptError
 
 from .conf import conf
 from .epoch import EPOCH_KEY, EPOCH_LUA
 from .invalidation import tag_key
+from .scripts import Script
 
 #: KEYS: the epoch, then the tags' generation keys. ARGV: the key (prefixed), the
 #: generation lifetime (s), the lease lifetime (ms), a lease token ("" to only look),
@@ -87,23 +86,8 @@ return 1
 """
 
 
-class _Script:
-    """A Lua script run by EVALSHA; EVAL (which caches it) when the server lacks it."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.sha = hashlib.sha1(text.encode()).hexdigest()
-
-    def __call__(self, redis: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        try:
-            return redis.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            # First use on this server (or it restarted): one more round trip, once.
-            return redis.eval(self.text, len(keys), *keys, *args)
-
-
-read_script = _Script(_READ)
-store_script = _Script(_STORE)
+read_script = Script(_READ)
+store_script = Script(_STORE)
 
 #: What lookup() returns when the caller must compute.
 MISSING: Any = object()
