@@ -37,3 +37,43 @@ def round_trips():
     caches["default"].get("warm-up")  # connect (and its handshake) before counting
     start = CountingConnection.round_trips
     return lambda: CountingConnection.round_trips - start
+
+
+@pytest.fixture(autouse=True)
+def cache_state_per_test():
+    """Each test starts with closed circuit breakers and an empty retry store.
+
+    The store is empty (every test starts with empty tables), so mark it delivered:
+    otherwise the first flush of the run would add its one SELECT to a counted test.
+    """
+    from django.conf import settings
+
+    from signalhooks import breaker, retry
+
+    breaker.reset()
+    retry._delivered.update(settings.CACHES)
+    yield
+    breaker.reset()
+
+
+@pytest.fixture
+def flaky():
+    """A django-redis cache (alias ``flaky``) on a Redis server the test may stop or pause."""
+    from tests.cache_helpers import flaky_cache
+
+    yield from flaky_cache()
+
+
+@pytest.fixture
+def flushes():
+    """Record every cache_invalidated send."""
+    sent = []
+
+    def receiver(sender, **kwargs):
+        sent.append({"cache": sender, **{k: kwargs[k] for k in ("keys", "tags", "patterns")}})
+
+    from signalhooks import cache_invalidated
+
+    cache_invalidated.connect(receiver, weak=False, dispatch_uid="test_cache.flushes")
+    yield sent
+    cache_invalidated.disconnect(dispatch_uid="test_cache.flushes")

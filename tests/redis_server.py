@@ -37,12 +37,19 @@ def _die_with_parent() -> None:
 
 
 class RedisServer:
-    """A ``redis-server`` process that keeps nothing on disk."""
+    """A ``redis-server`` process that saves nothing unless told (``SAVE`` in its own dir).
 
-    def __init__(self, port: int | None = None) -> None:
+    ``replica_of`` starts it as a replica (``--replicaof``) of another server.
+    """
+
+    def __init__(self, port: int | None = None, replica_of: RedisServer | None = None) -> None:
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
+        self.replica_of = replica_of
+        # Its own directory: a snapshot (SAVE) is loaded again when it restarts.
+        self.directory = tempfile.mkdtemp(prefix="signalhooks-redis-")
+        atexit.register(shutil.rmtree, self.directory, True)
 
     def start(self) -> RedisServer:
         executable = shutil.which("redis-server")
@@ -63,7 +70,12 @@ class RedisServer:
                 "--appendonly",
                 "no",
                 "--dir",
-                tempfile.gettempdir(),
+                self.directory,
+                *(
+                    ["--replicaof", "127.0.0.1", str(self.replica_of.port)]
+                    if self.replica_of is not None
+                    else []
+                ),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -81,6 +93,30 @@ class RedisServer:
                 time.sleep(0.02)
         client.close()
         return self
+
+    def client(self) -> redis.Redis[bytes]:
+        return redis.Redis.from_url(self.url)
+
+    def wait_in_sync(self) -> None:
+        """Wait until this replica has caught up with its primary."""
+        assert self.replica_of is not None
+        primary, replica = self.replica_of.client(), self.client()
+        deadline = time.monotonic() + 20
+        while True:
+            offset = primary.info("replication")["master_repl_offset"]
+            state = replica.info("replication")
+            if state.get("master_link_status") == "up" and state["slave_repl_offset"] >= offset:
+                return
+            if time.monotonic() > deadline:
+                raise MissingRedis(f"the replica on port {self.port} did not catch up")
+            time.sleep(0.02)
+
+    def kill(self) -> None:
+        """End the server at once, as a crash would (no shutdown save)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

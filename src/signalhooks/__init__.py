@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .cache import cached, invalidate
+from .cache import cached, invalidate, is_cached
 from .hooks import changes, muted, post_delete, post_save, pre_delete, pre_save, track
 from .invalidation import cache_invalidated
 from .querysets import HooksQuerySet
@@ -16,6 +16,7 @@ __all__ = [
     "changes",
     "counter",
     "invalidate",
+    "is_cached",
     "muted",
     "post_delete",
     "post_save",

@@ -12,23 +12,25 @@ from __future__ import annotations
 import re
 import string
 import sys
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from django.core.cache import InvalidCacheBackendError, caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.checks import CheckMessage, Error
-from django.db.models import DEFERRED, Model, QuerySet
+from django.db.models import DEFERRED, Field, Model, QuerySet
 
+from . import breaker
 from .batching import queue
 from .conf import conf
+from .epoch import EPOCH_KEY, clock_us
 from .hooks import Fields, _fields, _senders
-from .invalidation import tag_key
+from .invalidation import redis_client, tag_key
+from .leases import MISSING, Lease, backend_timeout, holds, lookup, release, store
 from .registry import BulkChange, Event, Hook, ModelRef, registry
 from .tracking import find_field
 
-__all__ = ["cached", "glob_escape", "invalidate", "tag_key"]
+__all__ = ["cached", "glob_escape", "invalidate", "is_cached", "tag_key"]
 
 T = TypeVar("T")
 
@@ -206,10 +208,20 @@ class Rule:
         if self._patterns:
             patterns += [_render_pattern(p, values) for p in self._patterns]
 
-    def _instance_values(self, instance: Model) -> dict[str, Any]:
-        # A deferred template field that was never loaded: load it (one query).
+    def _instance_values(self, instance: Model) -> dict[str, Any] | None:
+        """Return the template fields of ``instance``, loading deferred ones in one query.
+
+        None if the row is gone (nothing to format the missing fields with).
+        """
         d = instance.__dict__
-        return {a: d[a] if a in d else getattr(instance, a) for a in self.attnames}
+        values = {a: d[a] for a in self.attnames if a in d}
+        missing = sorted(self.attnames - values.keys())  # not empty: a KeyError got us here
+        rows = type(instance)._base_manager.db_manager(instance._state.db)
+        row = rows.filter(pk=instance.pk).values(*missing).first()
+        if row is None:
+            return None
+        values.update(row)
+        return values
 
     def for_instance(
         self,
@@ -225,7 +237,10 @@ class Rule:
         try:
             self._render(values, keys, tags, patterns)
         except KeyError:
-            values = self._instance_values(instance)
+            loaded = self._instance_values(instance)
+            if loaded is None:
+                return
+            values = loaded
             self._render(values, keys, tags, patterns)
         if not changes or created:
             return
@@ -308,7 +323,8 @@ class Rule:
             if mine:
                 self.for_instance(instance, {}, False, keys, tags, patterns)
             if others and pk_set:
-                self.for_rows(self._rows_by_pk(pk_set, using), keys, tags, patterns)
+                field = _target_field(sender, model)
+                self.for_rows(self._rows_by(field, pk_set, using), keys, tags, patterns)
         elif action == "pre_clear" and others:
             # clear() sends no pk_set: read the linked rows while they are linked, and
             # invalidate them once they are not.
@@ -325,13 +341,15 @@ class Rule:
     def _values(self, rows: QuerySet[Model]) -> Iterable[Mapping[str, Any]]:
         return rows.values(*(sorted(self.attnames) or ["pk"]))
 
-    def _rows_by_pk(self, pks: Iterable[Any], using: str) -> Iterable[Mapping[str, Any]]:
+    def _rows_by(
+        self, field: Field[Any, Any], values: Iterable[Any], using: str
+    ) -> Iterable[Mapping[str, Any]]:
+        """Return the rows whose ``field`` is in ``values`` (an m2m ``pk_set``)."""
         assert self.model is not None
-        pk = self.model._meta.pk
-        assert pk is not None
-        if self._pk_only:
-            return [{pk.attname: value} for value in pks]  # no query needed
-        return self._values(self.model._base_manager.db_manager(using).filter(pk__in=pks))
+        if field.primary_key and self._pk_only:
+            return [{field.attname: value} for value in values]  # no query needed
+        rows = self.model._base_manager.db_manager(using)
+        return self._values(rows.filter(**{f"{field.attname}__in": values}))
 
     def on_bulk(self, change: BulkChange) -> None:
         """Invalidate for rows changed in bulk (``HooksQuerySet``, counters): old and new."""
@@ -395,6 +413,15 @@ class Rule:
         return errors
 
 
+def _target_field(through: type[Model], model: type[Model]) -> Field[Any, Any]:
+    """Return the field of ``model`` that an m2m ``pk_set`` holds (the FK's ``to_field``)."""
+    return next(
+        cast(Field[Any, Any], field.target_field)  # type: ignore[attr-defined]
+        for field in through._meta.concrete_fields
+        if field.is_relation and issubclass(model, cast(type[Model], field.related_model))
+    )
+
+
 def _linked(
     rule_model: type[Model], through: type[Model], instance: Model, using: str
 ) -> QuerySet[Model]:
@@ -439,6 +466,7 @@ def invalidate(
     source = f"{frame.f_code.co_filename}:{frame.f_lineno}"
     changed_names = _fields("invalidate", (sender,), changed)
     rule = Rule(sender, keys, tags, patterns, cache, changed_names, source)
+    _check_now(rule)
     details: dict[str, Any] = {
         k: list(v) for k, v in (("keys", keys), ("tags", tags), ("patterns", patterns)) if v
     }
@@ -471,6 +499,25 @@ def invalidate(
     return rule
 
 
+def _check_now(rule: Rule) -> None:
+    """Refuse a rule that cannot work, where it is declared (once the models are loaded).
+
+    A rule declared earlier is checked by the system checks instead; either way a
+    save never raises because of a rule.
+    """
+    from django.apps import apps
+
+    if not apps.ready:
+        return
+    try:
+        model = apps.get_model(rule.sender) if isinstance(rule.sender, str) else rule.sender
+    except LookupError:
+        return  # the registry reports a model that never resolves (signalhooks.E001)
+    errors = rule.check(model)
+    if errors:
+        raise ValueError(f"{errors[0].msg} {errors[0].hint}")
+
+
 def _bind(rule: Rule, hook: Hook) -> None:
     assert hook.model is not None
     rule.bind(hook.model)
@@ -492,18 +539,27 @@ def finish_rules() -> None:
 # -- reading ------------------------------------------------------------------------------
 
 
-def _generations(backend: Any, tags: Sequence[str]) -> list[Any]:
-    keys = [tag_key(t) for t in tags]
-    found = backend.get_many(keys)
-    missing = [k for k in keys if k not in found]
+def _generic_key(backend: Any, key: str, tags: Sequence[str]) -> str:
+    """Return the key ``cached()`` uses on a cache without Lua: with the epoch and generations."""
+    names = [EPOCH_KEY, *(tag_key(t) for t in tags)]
+    found = backend.get_many(names)
+    missing = [name for name in names if name not in found]
     if missing:
-        # A generation that is gone (never set, evicted) restarts at the clock, above
-        # any number an older value could have been stored under.
-        start = time.time_ns()
-        for key in missing:
-            backend.add(key, start, timeout=None)
+        # Gone (never set, evicted): restart at the clock, above any number used before.
+        start = clock_us()
+        for name in missing:
+            timeout = None if name == EPOCH_KEY else int(conf.GENERATION_TIMEOUT)
+            backend.add(name, start, timeout=timeout)
         found.update(backend.get_many(missing))
-    return [found.get(k, 0) for k in keys]
+    numbers = [str(found.get(name, 0)) for name in names]
+    return "@".join([key, numbers[0], *([".".join(numbers[1:])] if tags else [])])
+
+
+def _quietly(alias: str, doing: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    try:
+        call(*args, **kwargs)
+    except Exception as error:
+        breaker.failed(alias, doing, error)
 
 
 def cached(
@@ -513,23 +569,55 @@ def cached(
     tags: Sequence[str] = (),
     timeout: float | None = DEFAULT_TIMEOUT,
     cache: str | None = None,
+    stale: bool = False,
 ) -> T:
     """Return the value cached under ``key`` and ``tags``, computing and storing it if missing.
 
-    The tags' generations are read *before* ``compute()`` runs: when a commit bumps a
-    tag meanwhile, the value is stored under the old generation and never served.
-    ``timeout`` defaults to the cache's ``TIMEOUT``.
+    The epoch and the tags' generations are read *before* ``compute()`` runs, and on
+    django-redis a miss takes a lease that an invalidation cancels: a value computed
+    from rows read before a commit is never served after that commit's invalidation.
+    Concurrent misses of one key compute once; the others wait for the value, or take
+    the last one with ``stale=True``. With the cache down or slow, compute and return
+    the value (logged, never raised). ``timeout`` defaults to the cache's ``TIMEOUT``.
     """
-    backend = caches[cache or conf.CACHE]
     if isinstance(tags, str):
         raise TypeError(f"cached(tags={tags!r}): pass a list, e.g. tags=[{tags!r}].")
-    if tags:
-        generations = _generations(backend, tags)
-        key = f"{key}@{'.'.join(map(str, generations))}"
-    missing = object()
-    found = backend.get(key, missing)
-    if found is not missing:
+    alias = cache or conf.CACHE
+    backend = caches[alias]
+    if breaker.is_open(alias):
+        return compute()
+    client = redis_client(backend)
+    seconds = backend_timeout(backend, timeout)
+    lease: Lease | None = None
+    try:
+        if client is None:
+            full_key = _generic_key(backend, key, tags)
+            found = backend.get(full_key, MISSING)
+        else:
+            found, lease = lookup(client, key, tags, seconds, stale)
+    except Exception as error:
+        breaker.failed(alias, "reading", error)
+        return compute()
+    breaker.succeeded(alias)
+    if found is not MISSING:
         return cast(T, found)
-    value = compute()
-    backend.set(key, value, timeout=timeout)
+    try:
+        value = compute()
+    except BaseException:
+        if lease is not None:
+            _quietly(alias, "giving a lease back", release, client, lease)
+        raise
+    if client is None:
+        _quietly(alias, "storing", backend.set, full_key, value, timeout=seconds)
+    elif lease is not None:
+        _quietly(alias, "storing", store, client, lease, value, seconds, key, stale)
     return value
+
+
+def is_cached(key: str, *, tags: Sequence[str] = (), cache: str | None = None) -> bool:
+    """Return whether ``cached(key, ..., tags=tags)`` would be a hit now (it may raise)."""
+    backend = caches[cache or conf.CACHE]
+    client = redis_client(backend)
+    if client is None:
+        return bool(backend.has_key(_generic_key(backend, key, tags)))
+    return holds(client, key, tags)

@@ -13,8 +13,19 @@ DEFAULTS: dict[str, Any] = {
     "AUTODISCOVER": True,
     # Cache alias used by ``invalidate()`` and ``cached()`` when none is given.
     "CACHE": "default",
-    # How many failed invalidations to keep for the next flush (per cache alias).
+    # How many failed invalidations the retry store keeps per cache alias; past it the
+    # next successful flush starts a new epoch instead (everything cached goes).
     "RETRY_LIMIT": 10_000,
+    # Seconds to skip a cache after it failed (reads compute, invalidations are stored).
+    "BREAKER_SECONDS": 5.0,
+    # Seconds a cached() miss holds its lease: how long others wait for its value at most.
+    "LEASE_TIMEOUT": 10.0,
+    # Seconds a cached() miss waits for another caller's value before computing it too.
+    "LEASE_WAIT": 3.0,
+    # Seconds a tag generation lives after its last use (longer than the values under it).
+    "GENERATION_TIMEOUT": 7 * 24 * 3600,
+    # Seconds the last value of a key is kept for cached(..., stale=True) callers.
+    "STALE_TIMEOUT": 600,
     # SCAN COUNT per round trip when invalidating patterns (django-redis).
     "PATTERN_SCAN_COUNT": 1000,
     # Send the built-in welcome mail on ``user_registered``.

@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.cache import caches
+from django.db import DatabaseError
 from django.dispatch import Signal
 from django_redis.client import DefaultClient, ShardClient
+from redis.exceptions import NoScriptError
 
+from . import breaker, retry
 from .conf import conf
+from .epoch import EPOCH_KEY, EPOCH_LUA, bump_generic, generic_epoch
+from .scripts import Script
 
 logger = logging.getLogger("signalhooks")
 
@@ -44,87 +48,72 @@ class Invalidation:
     tags: set[str] = field(default_factory=set)
     patterns: set[str] = field(default_factory=set)
 
+    def size(self) -> int:
+        return len(self.keys) + len(self.tags) + len(self.patterns)
 
-# -- retries ------------------------------------------------------------------------------
-
-_retry_lock = threading.Lock()
-#: Failed invalidations per cache alias, oldest first, as ``{(kind, value): None}``.
-_retry: dict[str, dict[tuple[str, str], None]] = {}
-_KINDS = ("keys", "tags", "patterns")
-
-
-def _take_retries(alias: str, invalidation: Invalidation) -> dict[tuple[str, str], None]:
-    """Move the failed invalidations of ``alias`` into ``invalidation``; return them."""
-    with _retry_lock:
-        failed = _retry.pop(alias, {})
-    for kind, value in failed:
-        getattr(invalidation, kind).add(value)
-    return failed
-
-
-def _keep_for_retry(
-    alias: str, invalidation: Invalidation, older: dict[tuple[str, str], None]
-) -> None:
-    limit = max(int(conf.RETRY_LIMIT), 0)
-    dropped: list[tuple[str, str]] = []
-    with _retry_lock:
-        # Oldest first: what failed before, what other threads kept meanwhile, the new.
-        kept = _retry[alias] = {**older, **_retry.get(alias, {})}
-        for kind in _KINDS:
-            for value in sorted(getattr(invalidation, kind)):
-                kept.setdefault((kind, value), None)
-        while len(kept) > limit:
-            oldest = next(iter(kept))
-            del kept[oldest]
-            dropped.append(oldest)
-    if dropped:
-        shown = ", ".join(f"{kind[:-1]} {value!r}" for kind, value in dropped[:20])
-        logger.error(
-            "signalhooks: more than RETRY_LIMIT=%d failed invalidations for cache %r; "
-            "dropped the %d oldest, their cache timeouts are the safety net: %s%s",
-            limit,
-            alias,
-            len(dropped),
-            shown,
-            ", ..." if len(dropped) > 20 else "",
-        )
-
-
-def pending_retries(alias: str) -> int:
-    """Return how many failed invalidations of cache ``alias`` wait for the next flush."""
-    with _retry_lock:
-        return len(_retry.get(alias, ()))
+    def copy(self) -> Invalidation:
+        return Invalidation(set(self.keys), set(self.tags), set(self.patterns))
 
 
 # -- sending ------------------------------------------------------------------------------
 
 
-def send(alias: str, invalidation: Invalidation) -> None:
-    """Invalidate on cache ``alias`` now, with what failed before; never raise."""
-    older = _take_retries(alias, invalidation)
+def pending_retries(alias: str) -> int:
+    """Return how many failed invalidations of cache ``alias`` wait in the retry store."""
+    stored = Invalidation()
+    retry.load(alias, stored)
+    return stored.size()
+
+
+def send(alias: str, invalidation: Invalidation, *, new_epoch: bool = False) -> bool:
+    """Invalidate on cache ``alias`` now, with what is in the retry store; never raise.
+
+    While the breaker of ``alias`` is open, or when sending fails, ``invalidation``
+    goes to the retry store instead and the result is False. ``new_epoch`` also
+    starts a new epoch.
+    """
+    if breaker.is_open(alias):
+        retry.store(alias, invalidation)
+        return False
+    payload = invalidation
+    stored: list[int] = []
+    if retry.due(alias):
+        payload = invalidation.copy()
+        try:
+            stored = retry.load(alias, payload)
+        except DatabaseError:
+            logger.exception("signalhooks: could not read the retry store of cache %r", alias)
+            payload = invalidation
+        if payload.size() > int(conf.RETRY_LIMIT):
+            # Too much to send key by key: a new epoch makes everything cached unreachable.
+            logger.error(
+                "signalhooks: more than RETRY_LIMIT=%s failed invalidations for cache %r; "
+                "starting a new epoch instead of sending them",
+                conf.RETRY_LIMIT,
+                alias,
+            )
+            payload, new_epoch = invalidation, True
     try:
         backend = caches[alias]
-        client = _django_redis_client(backend)
+        client = redis_client(backend)
         if client is None:
-            _send_generic(alias, backend, invalidation)
+            _send_generic(alias, backend, payload, new_epoch)
         else:
-            _send_django_redis(client, invalidation)
-    except Exception:
-        logger.exception(
-            "signalhooks: invalidating cache %r failed; kept for the next flush. "
-            "keys=%s tags=%s patterns=%s",
-            alias,
-            sorted(invalidation.keys),
-            sorted(invalidation.tags),
-            sorted(invalidation.patterns),
-        )
-        _keep_for_retry(alias, invalidation, older)
-        return
+            _send_django_redis(client, payload, new_epoch)
+    except Exception as error:
+        breaker.failed(alias, "invalidating", error)
+        retry.store(alias, invalidation)  # what was stored before stays stored
+        return False
+    breaker.succeeded(alias)
+    try:
+        retry.delivered(alias, stored)
+    except DatabaseError:  # sent twice later: harmless
+        logger.exception("signalhooks: could not clear the retry store of cache %r", alias)
     responses = cache_invalidated.send_robust(
         sender=alias,
-        keys=sorted(invalidation.keys),
-        tags=sorted(invalidation.tags),
-        patterns=sorted(invalidation.patterns),
+        keys=sorted(payload.keys),
+        tags=sorted(payload.tags),
+        patterns=sorted(payload.patterns),
     )
     for receiver, response in responses:
         if isinstance(response, Exception):
@@ -134,9 +123,10 @@ def send(alias: str, invalidation: Invalidation) -> None:
                 receiver,
                 exc_info=response,
             )
+    return True
 
 
-def _django_redis_client(backend: Any) -> DefaultClient | None:
+def redis_client(backend: Any) -> DefaultClient | None:
     """Return the django-redis client of ``backend`` when one pipeline reaches all its keys."""
     client = getattr(backend, "client", None)
     # The sharded client spreads keys over servers: no single pipeline for them.
@@ -145,18 +135,35 @@ def _django_redis_client(backend: Any) -> DefaultClient | None:
     return None
 
 
-#: Bump the generation of each tag in KEYS that exists. A missing generation needs no
-#: bump: ``cached()`` restarts it at the clock, above any number used before.
-_BUMP_TAGS = """
-for _, key in ipairs(KEYS) do
-  if redis.call('EXISTS', key) == 1 then redis.call('INCR', key) end
+#: KEYS[1]: the epoch, then the tags' generation keys. ARGV[1]: "1" to start a new
+#: epoch; then the cache keys to delete. Each key goes with what ``cached()`` keeps
+#: for it under the current epoch: its value and its lease (which cancels the lease).
+#: A missing generation needs no bump: ``cached()`` restarts it at the clock, above
+#: any number used before.
+_FLUSH = Script(
+    EPOCH_LUA
+    + """
+local current = epoch(KEYS[1])
+if ARGV[1] == '1' then current = new_epoch(KEYS[1], run_id(), current) end
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCR', KEYS[i]) end
 end
+local doomed = {}
+for i = 2, #ARGV do
+  local key = ARGV[i]
+  local value = key .. '@' .. current
+  doomed[#doomed + 1] = key
+  doomed[#doomed + 1] = value
+  doomed[#doomed + 1] = value .. '|lease'
+end
+if #doomed > 0 then redis.call('DEL', unpack(doomed)) end
 """
+)
 
 #: One SCAN page per pattern, deleting the keys it finds. ARGV: COUNT, then (cursor,
 #: pattern) pairs. Returns the next cursors, "0" for a pattern that is done. Each
 #: call does what one step of django-redis' delete_pattern() does, bounded by COUNT.
-_SCAN_DELETE = """
+_SCAN_DELETE = Script("""
 local cursors = {}
 for i = 2, #ARGV, 2 do
   local page = redis.call('SCAN', ARGV[i], 'MATCH', ARGV[i + 1], 'COUNT', ARGV[1])
@@ -167,14 +174,14 @@ for i = 2, #ARGV, 2 do
   cursors[#cursors + 1] = page[1]
 end
 return cursors
-"""
+""")
 
-#: Keys per DEL command, so no single command blocks Redis for long.
+#: Keys per script call, so no single call blocks Redis for long.
 _DEL_CHUNK = 1000
 
 
-def _send_django_redis(client: DefaultClient, invalidation: Invalidation) -> None:
-    """Send keys, tag bumps and a first SCAN page per pattern as one pipeline.
+def _send_django_redis(client: DefaultClient, invalidation: Invalidation, new_epoch: bool) -> None:
+    """Send keys, tag bumps and a first SCAN page per pattern as one pipeline, to the primary.
 
     A pattern needs more round trips only when its SCAN has more pages, that is
     when the database holds more keys than ``SIGNALHOOKS["PATTERN_SCAN_COUNT"]``.
@@ -182,38 +189,60 @@ def _send_django_redis(client: DefaultClient, invalidation: Invalidation) -> Non
     redis = client.get_client(write=True)
     keys = [str(client.make_key(key)) for key in sorted(invalidation.keys)]
     tags = [str(client.make_key(tag_key(tag))) for tag in sorted(invalidation.tags)]
-    # make_pattern() adds the key prefix and version glob-escaped, as delete_pattern() does.
-    scans = [(str(client.make_pattern(p)), "0") for p in sorted(invalidation.patterns)]
+    epoch = str(client.make_key(EPOCH_KEY))
+    # make_pattern() adds the key prefix and version glob-escaped, as delete_pattern() does;
+    # "@*" reaches what cached() stores under a matching key (epoch, generations, lease).
+    made = [str(client.make_pattern(p)) for p in sorted(invalidation.patterns)]
+    scans = [(pattern, "0") for p in made for pattern in (p, p + "@*")]
     count = max(int(conf.PATTERN_SCAN_COUNT), 1)
-    pipeline = redis.pipeline(transaction=False)
-    for start in range(0, len(keys), _DEL_CHUNK):
-        pipeline.delete(*keys[start : start + _DEL_CHUNK])
-    if tags:
-        pipeline.eval(_BUMP_TAGS, len(tags), *tags)
-    while True:
+
+    def first_round(by_sha: bool) -> list[Any]:
+        pipeline = redis.pipeline(transaction=False)
+        if keys or tags or new_epoch:
+            start = "1" if new_epoch else "0"
+            _FLUSH.queue(pipeline, [epoch, *tags], [start, *keys[:_DEL_CHUNK]], by_sha=by_sha)
+            for at in range(_DEL_CHUNK, len(keys), _DEL_CHUNK):
+                chunk = keys[at : at + _DEL_CHUNK]
+                _FLUSH.queue(pipeline, [epoch], ["0", *chunk], by_sha=by_sha)
         if scans:
-            args = [arg for pattern, cursor in scans for arg in (cursor, pattern)]
-            pipeline.eval(_SCAN_DELETE, 0, count, *args)
-        replies = pipeline.execute()
-        if not scans:
-            return
+            _SCAN_DELETE.queue(pipeline, (), [count, *_scan_args(scans)], by_sha=by_sha)
+        return pipeline.execute()  # type: ignore[no-any-return]
+
+    try:
+        replies = first_round(by_sha=True)
+    except NoScriptError:
+        # The server lacks a script (new or restarted): send the texts. What already ran
+        # runs twice, which is harmless (a tag bumped twice, a key deleted twice).
+        replies = first_round(by_sha=False)
+    while scans:
         cursors = [_text(cursor) for cursor in replies[-1]]
         scans = [
             (pattern, cursor)
             for (pattern, _), cursor in zip(scans, cursors, strict=True)
             if cursor != "0"
         ]
-        pipeline = redis.pipeline(transaction=False)
+        if scans:
+            pipeline = redis.pipeline(transaction=False)
+            _SCAN_DELETE.queue(pipeline, (), [count, *_scan_args(scans)], by_sha=True)
+            replies = pipeline.execute()
+
+
+def _scan_args(scans: list[tuple[str, str]]) -> list[str]:
+    return [arg for pattern, cursor in scans for arg in (cursor, pattern)]
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _send_generic(alias: str, backend: Any, invalidation: Invalidation) -> None:
+def _send_generic(alias: str, backend: Any, invalidation: Invalidation, new_epoch: bool) -> None:
     """Invalidate through Django's cache API (built-in Redis, LocMem, sharded django-redis)."""
+    if new_epoch:
+        bump_generic(backend)
     if invalidation.keys:
-        backend.delete_many(sorted(invalidation.keys))
+        epoch = generic_epoch(backend)
+        keys = sorted(invalidation.keys)
+        backend.delete_many([*keys, *(f"{key}@{epoch}" for key in keys)])
     for tag in sorted(invalidation.tags):
         # No generation yet: cached() restarts it above any number used before.
         with contextlib.suppress(ValueError):
@@ -222,7 +251,8 @@ def _send_generic(alias: str, backend: Any, invalidation: Invalidation) -> None:
         return
     delete_pattern = getattr(backend, "delete_pattern", None)
     if delete_pattern is None:
-        # System check signalhooks.E012 reports such a rule; retrying cannot help.
+        # invalidate() refuses such a rule; one declared before ready() is system
+        # check signalhooks.E012. Retrying cannot help.
         logger.error(
             "signalhooks: cache %r (%s) cannot delete patterns; skipped %s. "
             "Use django_redis.cache.RedisCache for this alias.",
@@ -232,4 +262,5 @@ def _send_generic(alias: str, backend: Any, invalidation: Invalidation) -> None:
         )
         return
     for pattern in sorted(invalidation.patterns):
-        delete_pattern(pattern, itersize=max(int(conf.PATTERN_SCAN_COUNT), 1))
+        for glob in (pattern, pattern + "@*"):
+            delete_pattern(glob, itersize=max(int(conf.PATTERN_SCAN_COUNT), 1))

@@ -30,3 +30,20 @@ class WelcomeMail(models.Model):
 
     def __str__(self) -> str:
         return f"welcome mail for user {self.user_pk}: {self.status}"
+
+
+class InvalidationRetry(models.Model):
+    """Invalidations a flush could not deliver; the next successful flush sends them."""
+
+    cache = models.CharField(max_length=100)
+    keys = models.JSONField(default=list)
+    tags = models.JSONField(default=list)
+    patterns = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "invalidation retry"
+        indexes = [models.Index(fields=["cache", "id"], name="signalhooks_retry_cache")]
+
+    def __str__(self) -> str:
+        return f"invalidation retry for cache {self.cache!r} from {self.created_at}"

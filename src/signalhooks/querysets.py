@@ -79,6 +79,13 @@ class HooksQuerySet(QuerySet[M]):
             return super().update(**kwargs)
         if self.query.is_sliced:
             raise TypeError("Cannot update a query once a slice has been taken.")
+        if columns == ["pk"]:
+            # The handlers read no column (say a tags-only rule): no SELECT, and one
+            # row-less change if anything was updated.
+            count = super().update(**kwargs)
+            if count:
+                registry.run_bulk(self.model, self.db, "update", [({"pk": None}, {"pk": None})])
+            return count
         attnames = {name: _attname(self.model, name) for name in kwargs}
         with transaction.atomic(using=self.db, savepoint=False):
             # One SELECT: the rows this update will touch, locked, by a subquery so

@@ -50,3 +50,22 @@ class Note(models.Model):
 
 # Declared while models load, before the app registry is ready: bound in ready().
 invalidate("cacheapp.Note", keys=["note:{pk}:{text}"], tags=["notes"])
+
+
+class Label(models.Model):
+    """Linked by ``code``, not by pk: an m2m ``pk_set`` holds codes."""
+
+    code = models.CharField(max_length=20, unique=True)
+    name = models.CharField(max_length=50, default="")
+
+
+class Item(models.Model):
+    name = models.CharField(max_length=50, default="")
+    labels: models.ManyToManyField[Label, Any] = models.ManyToManyField(
+        Label, through="ItemLabel", related_name="items"
+    )
+
+
+class ItemLabel(models.Model):
+    item = models.ForeignKey(Item, on_delete=models.CASCADE)
+    label = models.ForeignKey(Label, to_field="code", on_delete=models.CASCADE)

@@ -18,7 +18,7 @@ from sample_project.blog import pages
 from sample_project.blog.models import Comment, Post
 from sample_project.blog.seed import PASSWORD, seed
 from sample_project.devtools.models import Mail
-from signalhooks import cache_invalidated, recount, user_registered
+from signalhooks import cache_invalidated, is_cached, recount, user_registered
 
 READER = "dora"
 POST = "hello-signalhooks"
@@ -105,7 +105,7 @@ class Command(BaseCommand):
             self.say(f"   ({len(seen.flushes)} flushes: one per transaction)")
 
     def cached_keys(self, *keys: str) -> str:
-        return ", ".join(f"{key} {'cached' if cache.has_key(key) else 'gone'}" for key in keys)
+        return ", ".join(f"{key} {'cached' if is_cached(key) else 'gone'}" for key in keys)
 
     def header(self) -> None:
         if settings.CACHE_IS_REDIS:

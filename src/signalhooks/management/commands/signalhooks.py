@@ -59,7 +59,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--json", action="store_true", help="Print JSON for machines.")
-        actions = parser.add_subparsers(dest="action", metavar="{list,recount,welcome}")
+        actions = parser.add_subparsers(dest="action", metavar="{list,recount,welcome,flush,epoch}")
         actions.add_parser("list", help="List hooks per model (the default).")
         recount_parser = actions.add_parser(
             "recount", help="Recompute counters from the database and report what was fixed."
@@ -73,7 +73,19 @@ class Command(BaseCommand):
             "--retry", action="store_true", help="Send the welcome mails that failed or got lost."
         )
 
+        for name, text in (
+            ("flush", "Send the failed cache invalidations waiting in the retry store."),
+            ("epoch", "Start a new cache epoch: everything cached() stored goes."),
+        ):
+            cache_parser = actions.add_parser(name, help=text)
+            cache_parser.add_argument(
+                "--cache", action="append", help="Cache alias (default: every one in CACHES)."
+            )
+
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["action"] in ("flush", "epoch"):
+            self.flush(options["cache"], new_epoch=options["action"] == "epoch")
+            return
         if options["action"] == "recount":
             self.recount(options["models"], using=options["database"])
             return
@@ -92,6 +104,25 @@ class Command(BaseCommand):
         counts = Counter(WelcomeMail.objects.values_list("status", flat=True))
         summary = ", ".join(f"{status}={counts[status]}" for status in sorted(counts))
         self.stdout.write(f"welcome mails: {summary or 'none'}")
+
+    def flush(self, aliases: list[str] | None, *, new_epoch: bool) -> None:
+        from django.conf import settings
+
+        from signalhooks.invalidation import Invalidation, pending_retries, send
+
+        failed = []
+        for alias in aliases or list(settings.CACHES):
+            if alias not in settings.CACHES:
+                raise CommandError(f"No cache {alias!r} in settings.CACHES.")
+            waiting = pending_retries(alias)
+            if not send(alias, Invalidation(), new_epoch=new_epoch):
+                failed.append(alias)
+                self.stderr.write(f"{alias}: unreachable; {pending_retries(alias)} still waiting")
+                continue
+            done = "new epoch, " if new_epoch else ""
+            self.stdout.write(f"{alias}: {done}{waiting} failed invalidation(s) delivered")
+        if failed:
+            raise CommandError(f"Could not reach {', '.join(map(repr, failed))}.")
 
     def recount(self, labels: list[str], *, using: str | None) -> None:
         from signalhooks.related import counted_models, recount

@@ -1,0 +1,183 @@
+"""``cached()`` on django-redis: one script per read, leases against stale sets and stampedes.
+
+The read script (one round trip) reads the epoch and the tags' generations, builds
+the value's key from them and returns the value. On a miss it hands out a *lease*
+(a token under ``<key>|lease``, as Facebook's memcache does): the holder computes
+and stores under the lease; an invalidation deletes the lease with the key, and a
+store under a lease that is gone is dropped, so a value computed from rows read
+before a commit is never stored after that commit's invalidation. Callers that
+miss while another holds the lease wait for its value (bounded by
+``LEASE_WAIT``), or take the key's last value with ``stale=True``.
+
+Everything goes to the primary (``get_client(write=True)``): a lagging replica
+would hand out old generations, epochs and leases.
+
+Redis Cluster: the script builds the value key from the epoch and generation keys
+it reads, so it touches keys of several slots (it would fail with CROSSSLOT).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django_redis.client import DefaultClient
+
+from .conf import conf
+from .epoch import EPOCH_KEY, EPOCH_LUA
+from .invalidation import tag_key
+from .scripts import Script
+
+#: KEYS: the epoch, then the tags' generation keys. ARGV: the key (prefixed), the
+#: generation lifetime (s), the lease lifetime (ms), a lease token ("" to only look),
+#: "1" for stale.
+#: Returns {1, value} (hit), {2, key} (a lease: compute and store), {3, value}
+#: (the last value, stale), {0} (another caller holds the lease: wait).
+_READ = (
+    EPOCH_LUA
+    + """
+local key = ARGV[1] .. '@' .. epoch(KEYS[1])
+if #KEYS > 1 then
+  local generations = {}
+  for i = 2, #KEYS do
+    local generation = redis.call('GET', KEYS[i])
+    if generation then
+      redis.call('EXPIRE', KEYS[i], ARGV[2])
+    else
+      -- Gone (never set, expired, evicted): restart at the clock, above any number
+      -- an older value could be stored under.
+      generation = string.format('%.0f', now_us())
+      redis.call('SET', KEYS[i], generation, 'EX', ARGV[2])
+    end
+    generations[#generations + 1] = generation
+  end
+  key = key .. '@' .. table.concat(generations, '.')
+end
+local value = redis.call('GET', key)
+if value then return {1, value} end
+if ARGV[4] == '' then return {0} end
+if redis.call('SET', key .. '|lease', ARGV[4], 'NX', 'PX', ARGV[3]) then return {2, key} end
+if ARGV[5] == '1' then
+  value = redis.call('GET', ARGV[1] .. '|stale')
+  if value then return {3, value} end
+end
+return {0}
+"""
+)
+
+#: ARGV: the value key, the lease token, the timeout (ms, "" for none), the stale
+#: copy's key ("" for none) and timeout (ms), then the value; without a value, only
+#: give the lease back. Returns 1 if stored, 0 if the lease was cancelled.
+_STORE = """
+local lease = ARGV[1] .. '|lease'
+if redis.call('GET', lease) ~= ARGV[2] then return 0 end
+redis.call('DEL', lease)
+if #ARGV < 6 then return 0 end
+if ARGV[3] == '' then
+  redis.call('SET', ARGV[1], ARGV[6])
+else
+  redis.call('SET', ARGV[1], ARGV[6], 'PX', ARGV[3])
+end
+if ARGV[4] ~= '' then redis.call('SET', ARGV[4], ARGV[6], 'PX', ARGV[5]) end
+return 1
+"""
+
+
+read_script = Script(_READ)
+store_script = Script(_STORE)
+
+#: What lookup() returns when the caller must compute.
+MISSING: Any = object()
+
+
+class Lease:
+    """The right to store the value of one key, until an invalidation cancels it."""
+
+    __slots__ = ("key", "token")
+
+    def __init__(self, key: str, token: str) -> None:
+        self.key = key
+        self.token = token
+
+
+def _read_arguments(
+    client: DefaultClient, key: str, tags: Sequence[str], timeout: float | None, token: str
+) -> tuple[list[str], list[Any]]:
+    keys = [str(client.make_key(EPOCH_KEY)), *(str(client.make_key(tag_key(t))) for t in tags)]
+    generation_timeout = int(conf.GENERATION_TIMEOUT)
+    if timeout is not None:
+        generation_timeout = max(generation_timeout, int(timeout) + 1)
+    args = [
+        str(client.make_key(key)),
+        generation_timeout,
+        max(int(float(conf.LEASE_TIMEOUT) * 1000), 1),
+        token,
+    ]
+    return keys, args
+
+
+def holds(client: DefaultClient, key: str, tags: Sequence[str]) -> bool:
+    """Return whether a value is cached under ``key`` and ``tags`` (taking no lease)."""
+    keys, args = _read_arguments(client, key, tags, None, "")
+    return bool(read_script(client.get_client(write=True), keys, [*args, "0"])[0] == 1)
+
+
+def lookup(
+    client: DefaultClient, key: str, tags: Sequence[str], timeout: float | None, stale: bool
+) -> tuple[Any, Lease | None]:
+    """Return ``(value, None)`` on a hit, else ``(MISSING, lease or None)``.
+
+    Without a lease the caller computes and does not store: another caller held the
+    lease longer than ``LEASE_WAIT``.
+    """
+    redis = client.get_client(write=True)
+    token = os.urandom(8).hex()
+    keys, args = _read_arguments(client, key, tags, timeout, token)
+    args.append("1" if stale else "0")
+    deadline = time.monotonic() + float(conf.LEASE_WAIT)
+    pause = 0.005
+    while True:
+        reply = read_script(redis, keys, args)
+        state = reply[0]
+        if state in (1, 3):
+            return client.decode(reply[1]), None
+        if state == 2:
+            return MISSING, Lease(reply[1].decode(), token)
+        if time.monotonic() + pause > deadline:
+            return MISSING, None
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
+def store(
+    client: DefaultClient, lease: Lease, value: Any, timeout: float | None, key: str, stale: bool
+) -> bool:
+    """Store ``value`` under ``lease``; return False if an invalidation cancelled it."""
+    if timeout is not None and timeout <= 0:
+        # Django's meaning of a timeout of 0: do not cache. Give the lease back.
+        release(client, lease)
+        return False
+    args = [
+        lease.key,
+        lease.token,
+        "" if timeout is None else max(int(timeout * 1000), 1),
+        str(client.make_key(key)) + "|stale" if stale else "",
+        max(int(conf.STALE_TIMEOUT * 1000), 1),
+        client.encode(value),
+    ]
+    return bool(store_script(client.get_client(write=True), (), args))
+
+
+def release(client: DefaultClient, lease: Lease) -> None:
+    """Give ``lease`` back without a value (the computation failed)."""
+    store_script(client.get_client(write=True), (), [lease.key, lease.token, "", "", ""])
+
+
+def backend_timeout(backend: Any, timeout: float | None) -> float | None:
+    """Return ``timeout`` in seconds, the cache's own for ``DEFAULT_TIMEOUT``."""
+    if timeout is DEFAULT_TIMEOUT:
+        return backend.default_timeout  # type: ignore[no-any-return]
+    return timeout

@@ -1,0 +1,75 @@
+"""The retry store: failed invalidations wait in the database, not in a worker's memory.
+
+A flush that fails writes what it could not send as one row (one INSERT, only on
+failure), so a deploy, a ``HUP`` or a crash during an outage loses nothing. Each
+process checks the store on its first flush per cache, and again after each of its
+own failures; ``manage.py signalhooks flush`` delivers on demand.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from django.db import DatabaseError
+
+if TYPE_CHECKING:
+    from .invalidation import Invalidation
+
+logger = logging.getLogger("signalhooks")
+
+#: Cache aliases whose stored rows this process delivered since its last failure.
+_delivered: set[str] = set()
+
+
+def due(alias: str) -> bool:
+    """Return whether the next flush of ``alias`` should look for stored rows."""
+    return alias not in _delivered
+
+
+def store(alias: str, invalidation: Invalidation) -> None:
+    """Keep ``invalidation`` for a later flush of ``alias``; never raise."""
+    from .models import InvalidationRetry
+
+    _delivered.discard(alias)
+    if not (invalidation.keys or invalidation.tags or invalidation.patterns):
+        return
+    try:
+        InvalidationRetry.objects.create(
+            cache=alias,
+            keys=sorted(invalidation.keys),
+            tags=sorted(invalidation.tags),
+            patterns=sorted(invalidation.patterns),
+        )
+    except DatabaseError:
+        logger.exception(
+            "signalhooks: could not store the failed invalidations of cache %r; only their "
+            "timeouts expire them now: keys=%s tags=%s patterns=%s",
+            alias,
+            sorted(invalidation.keys),
+            sorted(invalidation.tags),
+            sorted(invalidation.patterns),
+        )
+
+
+def load(alias: str, into: Invalidation) -> list[int]:
+    """Add what is stored for ``alias`` to ``into``; return the ids of its rows."""
+    from .models import InvalidationRetry
+
+    ids: list[int] = []
+    rows = InvalidationRetry.objects.filter(cache=alias).order_by("id")
+    for pk, keys, tags, patterns in rows.values_list("id", "keys", "tags", "patterns"):
+        ids.append(pk)
+        into.keys.update(keys)
+        into.tags.update(tags)
+        into.patterns.update(patterns)
+    return ids
+
+
+def delivered(alias: str, ids: list[int]) -> None:
+    """Delete the rows ``ids`` of ``alias``, which a flush just sent."""
+    from .models import InvalidationRetry
+
+    _delivered.add(alias)
+    if ids:
+        InvalidationRetry.objects.filter(id__in=ids).delete()

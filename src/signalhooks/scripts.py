@@ -1,0 +1,33 @@
+"""Lua scripts sent by SHA: the script text crosses the network only when a server lacks it."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+
+class Script:
+    """A Lua script run by EVALSHA; EVAL (which caches it) when the server lacks it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+    def __call__(self, redis: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return redis.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            # First use on this server (or it restarted): one more round trip, once.
+            return redis.eval(self.text, len(keys), *keys, *args)
+
+    def queue(
+        self, pipeline: Any, keys: Sequence[str], args: Sequence[Any], *, by_sha: bool
+    ) -> None:
+        """Add a call to ``pipeline``: by SHA, or with the text (after a NoScriptError)."""
+        if by_sha:
+            pipeline.evalsha(self.sha, len(keys), *keys, *args)
+        else:
+            pipeline.eval(self.text, len(keys), *keys, *args)

@@ -1,0 +1,59 @@
+"""Helpers for the cache tests: fill and inspect real Redis, a server the test may stop."""
+
+from __future__ import annotations
+
+import signal
+import uuid
+
+from django.conf import settings
+from django.core.cache import caches
+from django.test import override_settings
+
+from signalhooks import retry
+from signalhooks.invalidation import tag_key
+from tests.redis_counting import CountingConnection
+from tests.redis_server import RedisServer
+
+cache = caches["default"]
+
+
+def fill(*keys, backend=cache):
+    for key in keys:
+        backend.set(key, "cached", timeout=300)
+
+
+def present(*keys, backend=cache):
+    return {key for key in keys if backend.get(key) is not None}
+
+
+def stored_key(key, backend=cache):
+    """Return the key cached() stored ``key``'s value under (with the epoch and generations)."""
+    [found] = [k for k in backend.iter_keys(f"{key}@*") if "|" not in k]
+    return found
+
+
+def generation(tag, backend=cache):
+    return backend.get(tag_key(tag))
+
+
+def flaky_cache():
+    """Yield a Redis server of its own and a django-redis cache on it, alias ``flaky``."""
+    server = RedisServer().start()
+    options = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": server.url,
+        "KEY_PREFIX": f"flaky-{uuid.uuid4().hex[:6]}",
+        "OPTIONS": {
+            "SOCKET_CONNECT_TIMEOUT": 0.3,
+            "SOCKET_TIMEOUT": 0.3,
+            "CONNECTION_POOL_KWARGS": {"connection_class": CountingConnection},
+        },
+    }
+    retry._delivered.add("flaky")  # its store is empty: no first-flush SELECT
+    try:
+        with override_settings(CACHES={**settings.CACHES, "flaky": options}):
+            yield server, caches["flaky"]
+    finally:
+        if server.process is not None:
+            server.process.send_signal(signal.SIGCONT)
+        server.stop()
