@@ -13,6 +13,7 @@ from django.core.management.base import SystemCheckError
 from django.db import connection, connections, transaction
 from django.db.models import F
 from django.db.models.signals import post_delete
+from django.forms import modelform_factory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -298,6 +299,18 @@ def test_counter_deferred_fields_assigned_read_the_old_row_first(
     assert recount(Post) == {"comment_count": {}, "approved_count": {}}
 
 
+def test_counter_deferred_rows_deleted_or_moved_in_bulk(counters):
+    first, second = Post.objects.create(), Post.objects.create()
+    Reply.objects.create(post=first, approved=True)
+    Reply.objects.create(post=first)
+    moved = Reply.objects.only("text").get(approved=True)
+    moved.post = second  # the foreign key and where= field were never loaded
+    moved.save()
+    assert counts(first) == (1, 0) and counts(second) == (1, 1)
+    Reply.objects.only("text").delete()  # a queryset of deferred rows
+    assert counts(first) == (0, 0) and counts(second) == (0, 0)
+
+
 def test_counter_deferred_delete_after_assignment_reads_the_row(counters):
     first, second = Post.objects.create(), Post.objects.create()
     Reply.objects.create(post=first)
@@ -391,6 +404,84 @@ def test_cached_parent_in_memory_reloads_kept_fields(counters, django_assert_num
     assert counts(post) == (2, 0)
     post.refresh_from_db()
     assert post.title == "new"
+
+
+def test_parent_save_never_writes_back_a_stale_counter_or_touch(counters):
+    post = Post.objects.create(title="old")
+    edited = Post.objects.get(pk=post.pk)  # the edit view loads the post ...
+    Reply.objects.create(post=post, approved=True)  # ... a reply arrives meanwhile ...
+    stamp = Post.objects.get(pk=post.pk).updated_at
+    edited.title = "new"
+    edited.save()  # ... and the view saves what it loaded
+    row = Post.objects.get(pk=post.pk)
+    assert (row.title, row.comment_count, row.approved_count) == ("new", 1, 1)
+    assert row.updated_at == stamp is not None
+    # The instance holds no F(): its next read loads the fresh values.
+    assert (edited.comment_count, edited.updated_at) == (1, stamp)
+    Reply.objects.create(post=post)
+    edited.title = "again"
+    edited.save()  # the values read after the last save are copies of the row, too
+    assert counts(post) == (2, 1)
+
+
+def test_parent_save_explicit_assignment_wins(counters):
+    post = Post.objects.create()
+    edited = Post.objects.get(pk=post.pk)
+    Reply.objects.create(post=post)
+    edited.comment_count = 7
+    edited.updated_at = moment = timezone.now() - datetime.timedelta(days=1)
+    edited.save()
+    row = Post.objects.get(pk=post.pk)
+    assert (row.comment_count, row.updated_at) == (7, moment)
+    assert edited.comment_count == 7
+    edited.comment_count = F("comment_count") + 1  # an expression is the user's too
+    edited.save()
+    assert counts(post) == (8, 0)
+
+
+def test_parent_save_update_fields_and_model_form(counters):
+    post = Post.objects.create()
+    edited = Post.objects.get(pk=post.pk)
+    Reply.objects.create(post=post)
+    edited.title = "x"
+    with CaptureQueriesContext(connection) as queries:
+        edited.save(update_fields=["title", "comment_count"])
+    assert len(queries) == 1  # nothing written outside update_fields
+    assert counts(post) == (1, 0)
+    form_class = modelform_factory(Post, fields=["title", "comment_count", "approved_count"])
+    instance = Post.objects.get(pk=post.pk)
+    Reply.objects.create(post=post, approved=True)
+    form = form_class({"title": "form", "comment_count": 1, "approved_count": 0}, instance=instance)
+    assert form.is_valid(), form.errors
+    form.save()  # the values the form showed, unchanged: the rows' counts stand
+    assert counts(post) == (2, 1)
+    assert Post.objects.get(pk=post.pk).title == "form"
+
+
+def test_parent_save_guard_covers_a_parent_loaded_without_the_fields(counters):
+    post = Post.objects.create()
+    edited = Post.objects.only("title").get(pk=post.pk)
+    Reply.objects.create(post=post)
+    assert edited.comment_count == 1  # loaded lazily: a copy of the row now
+    Reply.objects.create(post=post)
+    edited.save()
+    assert counts(post) == (2, 0)
+
+
+def test_parent_save_on_an_inherited_counter_and_a_lazy_relation():
+    counter(Note, "page", "comment_count")
+    page = Page.objects.create()
+    edited = Page.objects.get(pk=page.pk)
+    Note.objects.create(page=page)
+    edited.title = "x"
+    edited.save()
+    assert Content.objects.get(pk=page.pk).comment_count == 1
+    topic = Topic.objects.create()  # declared in the models module, before Vote existed
+    edited_topic = Topic.objects.get(pk=topic.pk)
+    Vote.objects.create(topic=topic)
+    edited_topic.save()
+    topic.refresh_from_db()
+    assert topic.vote_count == 1 and topic.voted_at is not None
 
 
 @pytest.mark.django_db(transaction=True)
@@ -533,8 +624,9 @@ def test_counter_and_touch_declared_in_the_models_module(django_assert_num_queri
 )
 def test_counter_concurrent_creates_and_deletes_lose_nothing():
     counter(Reply, "post", "comment_count")
+    touch(Reply, "post", "updated_at")
     post = Post.objects.create()
-    barrier = threading.Barrier(4)
+    barrier = threading.Barrier(5)
     errors = []
 
     def work(action):
@@ -549,6 +641,13 @@ def test_counter_concurrent_creates_and_deletes_lose_nothing():
     def create():
         for _ in range(50):
             Reply.objects.create(post=post)
+
+    def edit():
+        # The edit view of the post, saving what it loaded while replies come and go.
+        for i in range(50):
+            edited = Post.objects.get(pk=post.pk)
+            edited.title = str(i)
+            edited.save()
 
     def delete(ids):
         def run():
@@ -567,9 +666,9 @@ def test_counter_concurrent_creates_and_deletes_lose_nothing():
         post.refresh_from_db()
         return post.comment_count
 
-    assert race([create] * 4) == 200
+    assert race([create] * 4 + [edit]) == 200
     ids = list(Reply.objects.values_list("pk", flat=True))
-    assert race([delete(ids[i::4]) for i in range(4)]) == 0
+    assert race([delete(ids[i::4]) for i in range(4)] + [edit]) == 0
 
 
 # -- recount ----------------------------------------------------------------------------
@@ -754,6 +853,12 @@ def test_related_lazy_mistakes_are_system_checks_and_fail_the_first_save():
     assert "relatedapp.Post.title is a CharField, not an integer field" in str(error.value)
     with pytest.raises(ValueError, match="not an integer field"):
         Reply.objects.create(post=Post.objects.create())
+
+
+def test_related_lazy_relation_on_a_field_that_is_no_foreign_key_is_a_system_check():
+    Relation("relatedapp.Reply", "text", (Counter("comment_count", (), "models.py:1"),)).register()
+    with pytest.raises(SystemCheckError, match="signalhooks.E020"):
+        call_command("check")
 
 
 def test_related_unknown_lazy_model_is_reported_and_skipped():

@@ -42,6 +42,7 @@ from django.db.models import (
 )
 from django.db.models.expressions import Combinable
 from django.db.models.fields import DateField
+from django.db.models.fields.related import resolve_relation
 from django.db.models.functions import Coalesce, Greatest
 from django.db.models.utils import make_model_tuple
 from django.utils import timezone
@@ -58,6 +59,9 @@ BATCH = 500
 #: Counters and touches run before user hooks of the same event (lower runs first),
 #: so a ``post_save`` hook on the child already sees the parent's new values.
 PRIORITY = -1000
+#: The parent's write-back guard runs after every other ``pre_save`` hook of the
+#: parent: it must see what they assigned, and they must never see its ``F()``.
+GUARD_PRIORITY = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,9 +277,7 @@ class Plan:
         """Drop the kept fields from the parent ``instance`` holds, so they reload."""
         parent = instance._state.fields_cache.get(self.fk_name)
         if parent is not None:
-            d = parent.__dict__
-            for attname in self.attributes:
-                d.pop(attname, None)
+            _unload(parent, self.attributes)
 
 
 class Relation:
@@ -302,6 +304,7 @@ class Relation:
         self.touches = touches
         self.hooks: tuple[Hook, ...] = ()
         self._plans: dict[type[Model], Plan] = {}
+        self._parent_attnames: dict[type[Model], tuple[tuple[str, str], ...]] = {}
         # Keys in a child's __dict__: its old values read in pre_save / pre_delete.
         self._old = f"_signalhooks_related_old_{id(self)}"
         self._stash = f"_signalhooks_related_deleted_{id(self)}"
@@ -335,6 +338,61 @@ class Relation:
                 raise ValueError(str(problems[0]))
             plan = self._plans[model] = Plan(self, concrete)
         return plan
+
+    @property
+    def kept(self) -> tuple[str, ...]:
+        """Return the parent fields this relation writes (counters, then touches)."""
+        return (*(c.field for c in self.counters), *(t.field for t in self.touches))
+
+    def _kept_attnames(self, parent: type[Model]) -> tuple[tuple[str, str], ...]:
+        attnames = self._parent_attnames.get(parent)
+        if attnames is None:
+            fields = [find_field(parent, name) for name in self.kept]
+            attnames = tuple((f.name, f.attname) for f in fields if f is not None)
+            self._parent_attnames[parent] = attnames
+        return attnames
+
+    # -- the parent's own saves ----------------------------------------------------------
+    def on_parent_pre_save(
+        self, *, instance: Model, update_fields: frozenset[str] | None, **kwargs: Any
+    ) -> None:
+        """Write our fields of a parent as the database has them, unless the user set them.
+
+        ``post = Post.objects.get(...); post.title = "x"; post.save()`` (a ModelForm,
+        the admin) would otherwise write back the count it loaded and undo every
+        child saved since. ``F(name)`` makes the UPDATE set the column to itself.
+        """
+        if instance._state.adding:
+            return
+        d = instance.__dict__
+        for name, attname in self._kept_attnames(type(instance)):
+            if attname not in d:
+                continue  # deferred: Django does not write it
+            if (
+                update_fields is not None
+                and name not in update_fields
+                and attname not in update_fields
+            ):
+                continue  # not written by this save
+            value = d[attname]
+            if hasattr(value, "resolve_expression"):
+                continue  # the user's own F() or expression
+            loaded = _loaded(instance, attname)
+            # DEFERRED: read lazily after the instance loaded (or after our last
+            # save dropped it), so a copy of the row at that moment, not an assignment.
+            if loaded is DEFERRED or value == loaded:
+                d[attname] = F(name)
+
+    def on_parent_saved(self, *, instance: Model, **kwargs: Any) -> None:
+        """Drop the ``F()`` left on the parent: the next read loads the fresh value."""
+        d = instance.__dict__
+        expressions = [
+            attname
+            for _, attname in self._kept_attnames(type(instance))
+            if hasattr(d.get(attname), "resolve_expression")
+        ]
+        if expressions:
+            _unload(instance, expressions)
 
     # -- hooks ---------------------------------------------------------------------------
     def on_pre_save(
@@ -555,13 +613,42 @@ class Relation:
             # The bulk handler needs the attnames, known once the child model exists.
             fields = [find_field(model, name) for name in common["track"]]
             save.bulk_fields = frozenset(f.attname for f in fields if f is not None)
+            fk = find_field(model, self.fk)
+            if isinstance(fk, ForeignKey):  # anything else is reported by the checks
+                self.hooks = (*self.hooks, *self._guard_hooks(model, fk))
 
+        for hook in self.hooks:
+            registry.add(hook)
         if not apps.models_ready:
             apps.lazy_model_operation(resolved, make_model_tuple(self.child))
         elif (model := _model_or_none(self.child)) is not None:
             resolved(model)
-        for hook in self.hooks:
+
+    def _guard_hooks(self, child: type[Model], fk: ForeignKey[Any, Any]) -> tuple[Hook, ...]:
+        """Register (and return) the parent's hooks that keep its own saves off our fields."""
+        kept = self.kept
+        # The parent may not be loaded yet: a lazy "app_label.Model" reference then.
+        parent: ModelRef = resolve_relation(child, fk.remote_field.model)
+        common: dict[str, Any] = {
+            "sender": parent,
+            "kind": self.kind,
+            "label": f"keep({self.child_label}.{self.fk}: {', '.join(kept)})",
+            "source": self.source,
+            # The loaded values are the baseline that tells an assignment from a stale copy.
+            "track": frozenset(kept),
+        }
+        hooks = (
+            Hook(
+                func=self.on_parent_pre_save,
+                event=Event.PRE_SAVE,
+                priority=GUARD_PRIORITY,
+                **common,
+            ),
+            Hook(func=self.on_parent_saved, event=Event.POST_SAVE, priority=PRIORITY, **common),
+        )
+        for hook in hooks:
             registry.add(hook)
+        return hooks
 
 
 def _field(model: type[Model], name: str) -> Field[Any, Any]:
@@ -598,6 +685,27 @@ def _loaded(instance: Model, attname: str) -> Any:
     if len(tracker.attnames) == 1 or state is DEFERRED:  # one field is stored bare
         return state
     return state[tracker.attnames.index(attname)]
+
+
+def _unload(instance: Model, attnames: Sequence[str]) -> None:
+    """Drop ``attnames`` from ``instance`` so they load fresh, as if deferred at load time.
+
+    Their baseline becomes ``DEFERRED`` too: the value a later read loads is a copy of
+    the row, not an assignment, and must not count as a change.
+    """
+    d = instance.__dict__
+    for attname in attnames:
+        d.pop(attname, None)
+    tracker = registry.tracker(type(instance))
+    state: Any = getattr(instance._state, STATE, DEFERRED)
+    if tracker is None or state is DEFERRED:
+        return
+    single = len(tracker.attnames) == 1  # one field is stored bare
+    values = (state,) if single else state
+    baseline = tuple(
+        DEFERRED if a in attnames else v for a, v in zip(tracker.attnames, values, strict=True)
+    )
+    setattr(instance._state, STATE, baseline[0] if single else baseline)
 
 
 def _model_or_none(ref: ModelRef) -> type[Model] | None:
