@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime
 import threading
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -17,15 +18,18 @@ from django.forms import modelform_factory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from signalhooks import counter, invalidate, post_save, recount, touch
+from signalhooks import counter, invalidate, post_save, recount, total, touch
 from signalhooks.registry import registry
 from signalhooks.related import BATCH, Counter, Relation
 from tests.cacheapp.models import Entry
 from tests.relatedapp.models import (
     Content,
+    Line,
     Note,
+    Order,
     Page,
     Post,
+    Product,
     Reply,
     ReplyProxy,
     Tag,
@@ -730,7 +734,7 @@ def test_recount_command_reports_what_it_fixed(counters):
     assert out.getvalue() == "relatedapp.Post: 0 counter value(s) fixed\n"
     out = StringIO()
     call_command("signalhooks", "recount", "relatedapp.Tag", stdout=out)
-    assert out.getvalue() == "relatedapp.Tag: no counters\n"
+    assert out.getvalue() == "relatedapp.Tag: no counters or totals\n"
     with pytest.raises(CommandError, match="app_label.Model"):
         call_command("signalhooks", "recount", "nope.Nope")
 
@@ -741,6 +745,224 @@ def test_recount_command_on_another_database(counters):
     out = StringIO()
     call_command("signalhooks", "recount", "relatedapp.Post", "--database", "other", stdout=out)
     assert f"pk={post.pk} comment_count: 2 -> 0" in out.getvalue()
+
+
+# -- totals -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def totals():
+    total(Line, "order", "total", of="amount")
+    total(Line, "order", "paid_total", of="amount", where={"paid": True})
+    total(Line, "order", "quantity", of="quantity")
+    total(Line, "order", "weight", of="weight")
+    counter(Line, "order", "line_count")
+    touch(Line, "order", "updated_at")
+
+
+def sums(order):
+    order.refresh_from_db()
+    return order.total, order.paid_total, order.quantity, order.line_count
+
+
+def assert_recount_finds_nothing():
+    fixed = recount(Order)
+    assert fixed == {name: {} for name in fixed} and len(fixed) == 5
+
+
+def test_total_create_change_move_and_delete(totals, django_assert_num_queries):
+    first, second = Order.objects.create(), Order.objects.create()
+    with django_assert_num_queries(2):  # INSERT, one UPDATE: totals, counter and touch
+        line = Line.objects.create(order=first, amount="1.50", quantity=2, weight=0.5)
+    Line.objects.create(order=first, amount=None, quantity=3)  # NULL adds nothing
+    assert sums(first) == (Decimal("1.50"), 0, 5, 2)
+    assert first.weight == 0.5 and first.updated_at is not None
+    line.amount = Decimal("2.25")
+    line.save()
+    assert sums(first) == (Decimal("2.25"), 0, 5, 2)
+    line.paid = True  # into the where= condition
+    line.save()
+    assert sums(first) == (Decimal("2.25"), Decimal("2.25"), 5, 2)
+    line.order = second  # to another parent, with a new amount at once
+    line.amount = Decimal("-1.00")  # a negative amount is an amount (a refund)
+    line.save()
+    assert sums(first) == (0, 0, 3, 1)
+    assert sums(second) == (Decimal("-1.00"), Decimal("-1.00"), 2, 1)
+    line.amount = None
+    line.save()
+    assert sums(second) == (0, 0, 2, 1)
+    assert_recount_finds_nothing()
+    line.delete()
+    assert sums(second) == (0, 0, 0, 0)
+    assert_recount_finds_nothing()
+
+
+def test_total_update_is_one_statement_with_counter_and_touch(totals):
+    order = Order.objects.create()
+    with CaptureQueriesContext(connection) as queries:
+        Line.objects.create(order=order, amount="3.00", paid=True)
+    [sql] = updates(queries)
+    plain = sql.replace('"', "").replace("`", "")
+    assert "total = total + " in plain and "paid_total = paid_total + " in plain
+    assert "COALESCE(quantity, 0) + " in plain  # a nullable total counts from 0
+    assert "line_count = line_count + 1" in plain and "updated_at = " in plain
+
+
+def test_total_cascades(totals):
+    order, product = Order.objects.create(), Product.objects.create()
+    Line.objects.create(order=order, product=product, amount="2.00")
+    Line.objects.create(order=order, amount="1.00")
+    product.delete()  # cascades to its line; the order stays
+    assert sums(order) == (Decimal("1.00"), 0, 1, 1)
+    with CaptureQueriesContext(connection) as queries:
+        order.delete()  # cascades to its lines: no UPDATE of the doomed order
+    assert updates(queries) == []
+    assert not Line.objects.exists()
+
+
+def test_total_expression_assigned_to_the_amount(totals):
+    order = Order.objects.create()
+    line = Line.objects.create(order=order, amount="1.00", quantity=2)
+    line.amount = F("amount") + Decimal("0.50")
+    line.quantity = F("quantity") * 3
+    line.save()
+    assert sums(order) == (Decimal("1.50"), 0, 6, 1)
+    assert line.amount == Decimal("1.50")  # loads the value written, not an F()
+    line.amount = Decimal("4.00")
+    line.save()
+    assert sums(order) == (Decimal("4.00"), 0, 6, 1)
+    assert_recount_finds_nothing()
+
+
+def test_total_bulk_paths(totals):
+    first, second = Order.objects.create(), Order.objects.create()
+    with CaptureQueriesContext(connection) as queries:
+        Line.objects.bulk_create(
+            [Line(order=first, amount="1.25") for _ in range(4)]
+            + [Line(order=second, amount="0.50", paid=True) for _ in range(2)]
+        )
+    assert len(updates(queries)) == 2  # one per parent
+    assert sums(first) == (Decimal("5.00"), 0, 4, 4)
+    assert sums(second) == (Decimal("1.00"), Decimal("1.00"), 2, 2)
+    Line.objects.filter(order=first).update(amount=F("amount") * 2)
+    assert sums(first)[0] == Decimal("10.00")
+    Line.objects.filter(pk__in=Line.objects.filter(order=first).values("pk")[:2]).update(
+        order=second
+    )
+    assert sums(first)[0] == Decimal("5.00") and sums(second)[0] == Decimal("6.00")
+    lines = list(Line.objects.filter(order=second))
+    for line in lines:
+        line.amount = Decimal("1.00")
+    Line.objects.bulk_update(lines, ["amount"])
+    assert sums(second) == (Decimal("4.00"), Decimal("2.00"), 4, 4)
+    Line.objects.filter(order=second).delete()
+    assert sums(second) == (0, 0, 0, 0)
+    assert_recount_finds_nothing()
+
+
+def test_total_recount_repairs_and_reports(totals, django_assert_num_queries):
+    order = Order.objects.create()
+    Line.objects.create(order=order, amount="1.50", quantity=2)
+    Line.objects.create(order=order, amount="2.25", quantity=1, paid=True)
+    Order.objects.filter(pk=order.pk).update(total=9, quantity=None, line_count=5)
+    with django_assert_num_queries(2):  # SELECT the wrong rows, UPDATE them
+        fixed = recount(Order)
+    assert fixed == {
+        "line_count": {order.pk: (5, 2)},
+        "total": {order.pk: (Decimal("9.00"), Decimal("3.75"))},
+        "paid_total": {},
+        "quantity": {order.pk: (None, 3)},
+        "weight": {},
+    }
+    assert sums(order) == (Decimal("3.75"), Decimal("2.25"), 3, 2)
+    out = StringIO()
+    Order.objects.filter(pk=order.pk).update(total=1)
+    call_command("signalhooks", "recount", "relatedapp.Order", stdout=out)
+    assert out.getvalue().splitlines() == [
+        "relatedapp.Order: 1 counter value(s) fixed",
+        f"  pk={order.pk} total: 1.00 -> 3.75",
+    ]
+
+
+def test_total_parent_save_never_writes_back_a_stale_total(totals):
+    order = Order.objects.create(note="old")
+    edited = Order.objects.get(pk=order.pk)
+    Line.objects.create(order=order, amount="5.00", quantity=1)
+    edited.note = "new"
+    edited.save()
+    assert sums(order) == (Decimal("5.00"), 0, 1, 1)
+    assert order.note == "new"
+
+
+def test_total_listed_by_the_command(totals):
+    out = StringIO()
+    call_command("signalhooks", stdout=out)
+    [line] = [
+        line for line in out.getvalue().splitlines() if "post_save" in line and "(order:" in line
+    ]
+    assert (
+        "related(order: counter line_count; total total=sum(amount), "
+        "paid_total=sum(amount)[paid=True], quantity=sum(quantity), weight=sum(weight); "
+        "touch updated_at)" in line
+    )
+    total(Line, "product", "sold", of="quantity")  # a total alone is listed as a total
+    out = StringIO()
+    call_command("signalhooks", stdout=out)
+    assert "post_save    total   related(product: total sold=sum(quantity))" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("declare", "message"),
+    [
+        (
+            lambda: total(Line, "order", "note", of="amount"),
+            r"total\(relatedapp.Line, 'order', 'note', of='amount'\): relatedapp.Order.note is "
+            r"a CharField, not a numeric field. Sum into an IntegerField, DecimalField or "
+            r"FloatField, e.g. add total = models.DecimalField\(max_digits=12, "
+            r"decimal_places=2, default=0\) to Order.",
+        ),
+        (
+            lambda: total(Line, "order", "nope", of="amount"),
+            r"relatedapp.Order has no field 'nope'. Sum into .* e.g. add nope = ",
+        ),
+        (
+            lambda: total(Line, "order", "total", of="note"),
+            r"relatedapp.Line.note is a CharField, not a numeric field. of= names the Line "
+            r"field to sum; numeric fields: amount, quantity, weight.",
+        ),
+        (
+            lambda: total(Line, "order", "total", of="nope"),
+            r"relatedapp.Line has no field 'nope'. of= names",
+        ),
+        (
+            lambda: total(Line, "order", "quantity", of="amount"),
+            r"relatedapp.Order.quantity is an integer field, but relatedapp.Line.amount is a "
+            r"DecimalField: the fractions would be lost. Make Order.quantity a DecimalField too.",
+        ),
+        (
+            lambda: total(Line, "order", "total", of="amount", where={"nope": 1}),
+            r"where= names 'nope', which is not a field of relatedapp.Line",
+        ),
+    ],
+)
+def test_total_bad_input_fails_at_call_time(declare, message):
+    before = registry.hooks()
+    with pytest.raises(ValueError, match=message):
+        declare()
+    assert registry.hooks() == before
+
+
+def test_total_and_counter_into_one_field_is_refused():
+    total(Line, "order", "total", of="amount")
+    total(Line, "order", "total", of="amount")  # declared again: nothing changes
+    total(Line, "order", "line_count", of="quantity", where={"paid": True})
+    with pytest.raises(
+        ValueError,
+        match=r"total\(relatedapp.Line, 'order', 'line_count', of='quantity', where=\{'paid': "
+        r"True\}\): relatedapp.Order.line_count is already kept by counter\(relatedapp.Line, "
+        r"'order', 'line_count'\) at .*test_related.py:\d+. Count each relation",
+    ):
+        counter(Line, "order", "line_count")
 
 
 # -- listing, checks and bad input ------------------------------------------------------

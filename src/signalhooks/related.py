@@ -30,14 +30,17 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import (
     DEFERRED,
     Count,
+    DecimalField,
     F,
     Field,
+    FloatField,
     ForeignKey,
     IntegerField,
     Model,
     OuterRef,
     Q,
     Subquery,
+    Sum,
     Value,
 )
 from django.db.models.expressions import Combinable
@@ -54,6 +57,8 @@ from .tracking import STATE, find_field
 #: The values a relation reads from one child row: the foreign key first, then the
 #: fields its ``where=`` conditions name.
 Values = tuple[Any, ...]
+#: The field types a total sums and sums into.
+NUMBERS = (IntegerField, DecimalField, FloatField)
 #: Parents per ``UPDATE ... WHERE key IN (...)``: well under every database's limit.
 BATCH = 500
 #: Counters and touches run before user hooks of the same event (lower runs first),
@@ -80,6 +85,24 @@ class Counter:
         if not self.where:
             return self.field
         return f"{self.field}[{', '.join(f'{k}={v!r}' for k, v in self.where)}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Total:
+    """``parent.<field>`` = sum of ``child.<of>`` over the children pointing at it (NULLs: 0)."""
+
+    field: str
+    of: str
+    where: tuple[tuple[str, Any], ...]
+    source: str
+
+    @property
+    def key(self) -> tuple[str, tuple[tuple[str, Any], ...]]:
+        return (self.field, self.where)
+
+    def describe(self) -> str:
+        where = f"[{', '.join(f'{k}={v!r}' for k, v in self.where)}]" if self.where else ""
+        return f"{self.field}=sum({self.of}){where}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,12 +141,12 @@ class Plan:
         self.target: Field[Any, Any] = fk.target_field
         # "pk" reaches an ancestor's table too (a multi-table parent's counters).
         self.target_ref = "pk" if self.target.primary_key else self.target.attname
-        # The child columns: the foreign key first, then the where= fields.
+        # The child columns: the foreign key first, then the where= and of= fields.
         names, attnames = [fk.name], [fk.attname]
-        for counter in relation.counters:
-            for key, _ in counter.where:
-                field = find_field(child, key)
-                assert field is not None
+        for declared in relation.summed:
+            keys = [key for key, _ in declared.where]
+            for key in [*keys, declared.of] if isinstance(declared, Total) else keys:
+                field = _field(child, key)
                 if field.name not in names:
                     names.append(field.name)
                     attnames.append(field.attname)
@@ -132,10 +155,27 @@ class Plan:
         self.counters = tuple(
             (counter.field, self._conditions(child, counter)) for counter in relation.counters
         )
-        #: ``(field name, where kwargs)`` for recount(): the same conditions in SQL.
-        self.recount = tuple((c.field, dict(c.where)) for c in relation.counters)
-        fields = {name: _field(table, name) for name, _ in self.counters}
+        #: ``(field name, conditions, index of the summed value, its to_python)``.
+        self.totals = tuple(
+            (
+                total.field,
+                self._conditions(child, total),
+                self.names.index(_field(child, total.of).name),
+                _field(child, total.of).to_python,
+            )
+            for total in relation.totals
+        )
+        #: ``(field name, where kwargs, summed field or None)`` for recount(): the same
+        #: conditions in SQL.
+        self.recount = (
+            *((c.field, dict(c.where), None) for c in relation.counters),
+            *((t.field, dict(t.where), t.of) for t in relation.totals),
+        )
+        fields = {d.field: _field(table, d.field) for d in relation.summed}
+        self.fields = fields
         self.nullable = frozenset(name for name, field in fields.items() if field.null)
+        #: Counts never go below zero; totals may (a negative amount is an amount).
+        self.clamped = frozenset(name for name, _ in self.counters)
         self.touches = tuple(_field(table, t.field) for t in relation.touches)
         written = [*fields.values(), *self.touches, self.target]
         # A field of an ancestor table (multi-table inheritance) needs the ORM's update.
@@ -144,7 +184,9 @@ class Plan:
         self.attributes = tuple(f.attname for f in [*fields.values(), *self.touches])
         self._sql: dict[tuple[str, tuple[tuple[str, bool], ...], int], str] = {}
 
-    def _conditions(self, child: type[Model], counter: Counter) -> tuple[tuple[int, Any], ...]:
+    def _conditions(
+        self, child: type[Model], counter: Counter | Total
+    ) -> tuple[tuple[int, Any], ...]:
         conditions = []
         for key, value in counter.where:
             field = find_field(child, key)
@@ -186,7 +228,7 @@ class Plan:
     # -- writing the parents -------------------------------------------------------------
     def deltas(self, rows: Iterable[tuple[Values | None, Values | None]]) -> dict[Any, list[Any]]:
         """Group the parents of ``rows`` by their change: ``{((field, delta), ...): [key]}``."""
-        totals: dict[Any, dict[str, int]] = {}
+        totals: dict[Any, dict[str, Any]] = {}
         for before, after in rows:
             for values, sign in ((before, -1), (after, 1)):
                 if values is None or values[0] is None:
@@ -195,6 +237,11 @@ class Plan:
                 for name, conditions in self.counters:
                     if all(values[i] == value for i, value in conditions):
                         fields[name] = fields.get(name, 0) + sign
+                for name, conditions, index, to_python in self.totals:
+                    amount = values[index]
+                    if amount is not None and all(values[i] == v for i, v in conditions):
+                        # What was assigned, not yet what the database holds ("1.50").
+                        fields[name] = fields.get(name, 0) + sign * to_python(amount)
         groups: defaultdict[Any, list[Any]] = defaultdict(list)
         for key, fields in totals.items():
             change = tuple(sorted((name, delta) for name, delta in fields.items() if delta))
@@ -224,16 +271,20 @@ class Plan:
             registry.run_bulk(self.parent, using, "update", [(row, row) for row in rows])
 
     def _execute(
-        self, using: str, change: tuple[tuple[str, int], ...], keys: Sequence[Any], now: Any
+        self, using: str, change: tuple[tuple[str, Any], ...], keys: Sequence[Any], now: Any
     ) -> None:
         connection = connections[using]
-        shape = (using, tuple((name, delta < 0) for name, delta in change), len(keys))
+        clamped = self.clamped
+        negative = tuple(delta < 0 and name in clamped for name, delta in change)
+        shape = (using, tuple(zip((n for n, _ in change), negative, strict=True)), len(keys))
         sql = self._sql.get(shape)
         if sql is None:
             sql = self._sql[shape] = self._statement(connection, shape)
         params: list[Any] = []
-        for _, delta in change:
-            params.extend((delta, delta) if delta < 0 else (delta,))
+        for (name, delta), clamp in zip(change, negative, strict=True):
+            if name not in clamped:  # a total: a Decimal or float adapted as its column wants
+                delta = self.fields[name].get_db_prep_value(delta, connection)
+            params.extend((delta, delta) if clamp else (delta,))
         params.extend(t.get_db_prep_save(now, connection) for t in self.touches)
         params.extend(self.target.get_db_prep_value(k, connection) for k in keys)
         with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
@@ -263,12 +314,16 @@ class Plan:
         return f"UPDATE {quote(self.table._meta.db_table)} SET {', '.join(sets)} WHERE {where}"
 
     def _orm_update(
-        self, using: str, change: tuple[tuple[str, int], ...], keys: Sequence[Any], now: Any
+        self, using: str, change: tuple[tuple[str, Any], ...], keys: Sequence[Any], now: Any
     ) -> None:
         updates: dict[str, Any] = {}
         for name, delta in change:
-            value: Combinable = Coalesce(F(name), 0) if name in self.nullable else F(name)
-            updates[name] = Greatest(value + delta, 0) if delta < 0 else value + delta
+            field = self.fields[name]
+            value: Combinable = (
+                Coalesce(F(name), Value(0), output_field=field) if field.null else F(name)
+            )
+            clamp = delta < 0 and name in self.clamped
+            updates[name] = Greatest(value + delta, 0) if clamp else value + delta
         updates.update({t.name: now for t in self.touches})
         manager = self.parent._base_manager.db_manager(using)
         manager.filter(**{f"{self.target_ref}__in": keys}).update(**updates)
@@ -295,6 +350,7 @@ class Relation:
         counters: tuple[Counter, ...] = (),
         touches: tuple[Touch, ...] = (),
         source: str = "",
+        totals: tuple[Total, ...] = (),
     ) -> None:
         self.child = child
         #: Where the relation was first declared (each counter keeps its own source).
@@ -302,6 +358,7 @@ class Relation:
         self.fk = fk
         self.counters = counters
         self.touches = touches
+        self.totals = totals
         self.hooks: tuple[Hook, ...] = ()
         self._plans: dict[type[Model], Plan] = {}
         self._parent_attnames: dict[type[Model], tuple[tuple[str, str], ...]] = {}
@@ -314,14 +371,16 @@ class Relation:
         return (make_model_tuple(self.child), self.fk)
 
     @property
-    def kind(self) -> Literal["counter", "touch"]:
-        return "counter" if self.counters else "touch"
+    def kind(self) -> Literal["counter", "total", "touch"]:
+        return "counter" if self.counters else "total" if self.totals else "touch"
 
     @property
     def label(self) -> str:
         parts = []
         if self.counters:
             parts.append("counter " + ", ".join(c.describe() for c in self.counters))
+        if self.totals:
+            parts.append("total " + ", ".join(t.describe() for t in self.totals))
         if self.touches:
             parts.append("touch " + ", ".join(t.field for t in self.touches))
         return f"related({self.fk}: {'; '.join(parts)})"
@@ -340,9 +399,14 @@ class Relation:
         return plan
 
     @property
+    def summed(self) -> tuple[Counter | Total, ...]:
+        """Return the counters and totals: the fields that move by deltas."""
+        return (*self.counters, *self.totals)
+
+    @property
     def kept(self) -> tuple[str, ...]:
-        """Return the parent fields this relation writes (counters, then touches)."""
-        return (*(c.field for c in self.counters), *(t.field for t in self.touches))
+        """Return the parent fields this relation writes (counters, totals, touches)."""
+        return (*(d.field for d in self.summed), *(t.field for t in self.touches))
 
     def _kept_attnames(self, parent: type[Model]) -> tuple[tuple[str, str], ...]:
         attnames = self._parent_attnames.get(parent)
@@ -375,7 +439,7 @@ class Relation:
             ):
                 continue  # not written by this save
             value = d[attname]
-            if hasattr(value, "resolve_expression"):
+            if _is_expression(value):
                 continue  # the user's own F() or expression
             loaded = _loaded(instance, attname)
             # DEFERRED: read lazily after the instance loaded (or after our last
@@ -389,7 +453,7 @@ class Relation:
         expressions = [
             attname
             for _, attname in self._kept_attnames(type(instance))
-            if hasattr(d.get(attname), "resolve_expression")
+            if _is_expression(d.get(attname))
         ]
         if expressions:
             _unload(instance, expressions)
@@ -421,7 +485,13 @@ class Relation:
         plan = self._plans.get(type(instance)) or self.plan(type(instance))
         old: Values | None = instance.__dict__.pop(self._old, None)
         after = plan.current(instance, update_fields)
-        if DEFERRED in after:
+        if plan.totals and any(_is_expression(v) for v in after):
+            # amount=F("amount") + 1: only the database knows what the save wrote,
+            # and the instance must not keep the F() as a value to sum next time.
+            written = [a for a, v in zip(plan.attnames, after, strict=True) if _is_expression(v)]
+            after = plan.fill(instance, tuple(_or_deferred(v) for v in after), using)
+            _unload(instance, written)
+        elif DEFERRED in after:
             # Columns this save did not write and nobody loaded: still what they were.
             after = (
                 plan.fill(instance, after, using)
@@ -515,6 +585,7 @@ class Relation:
             ]
         parent: type[Model] = fk.related_model
         problems = [p for c in self.counters for p in self._counter_problems(model, parent, c)]
+        problems.extend(p for t in self.totals for p in self._total_problems(model, parent, t))
         for touch in self.touches:
             field = find_field(parent, touch.field)
             if not isinstance(field, DateField):
@@ -544,22 +615,50 @@ class Relation:
                 f"{counter.field if field is None else 'comment_count'} = "
                 f"models.PositiveIntegerField(default=0) to {parent.__name__}.",
             )
-        for key, _ in counter.where:
-            if find_field(model, key) is None:
-                yield Problem(
-                    "E023",
-                    f"{call}: where= names {key!r}, which is not a field of {model._meta.label}.",
-                    "where= takes exact field values, e.g. where={'approved': True}; fields: "
-                    + ", ".join(f.name for f in model._meta.concrete_fields)
-                    + ".",
+        yield from _where_problems(call, model, counter)
+
+    def _total_problems(
+        self, model: type[Model], parent: type[Model], total: Total
+    ) -> Iterator[Problem]:
+        call = f"total({model._meta.label}, {self.fk!r}, {total.field!r}, of={total.of!r})"
+        field = find_field(parent, total.field)
+        if not isinstance(field, NUMBERS):
+            yield Problem(
+                "E026",
+                f"{call}: {_describe(parent, total.field, field, 'a numeric field')}.",
+                "Sum into an IntegerField, DecimalField or FloatField, e.g. add "
+                f"{total.field if field is None else 'total'} = "
+                f"models.DecimalField(max_digits=12, decimal_places=2, default=0) to "
+                f"{parent.__name__}.",
+            )
+        of = find_field(model, total.of)
+        if not isinstance(of, NUMBERS):
+            yield Problem(
+                "E027",
+                f"{call}: {_describe(model, total.of, of, 'a numeric field')}.",
+                f"of= names the {model.__name__} field to sum; numeric fields: "
+                + (
+                    ", ".join(f.name for f in model._meta.concrete_fields if _summable(f))
+                    or "(none)"
                 )
+                + ".",
+            )
+        elif isinstance(field, IntegerField) and not isinstance(of, IntegerField):
+            yield Problem(
+                "E028",
+                f"{call}: {parent._meta.label}.{total.field} is an integer field, but "
+                f"{model._meta.label}.{of.name} is a {type(of).__name__}: the fractions "
+                "would be lost.",
+                f"Make {parent.__name__}.{total.field} a {type(of).__name__} too.",
+            )
+        yield from _where_problems(call, model, total)
 
     def _duplicates(
         self, model: type[Model], parent: type[Model], others: Iterable[Relation]
     ) -> Iterator[Problem]:
         """A parent field counted twice would move twice and could not be recounted."""
         table = parent._meta.concrete_model
-        kept: dict[str, tuple[Relation, Counter]] = {}
+        kept: dict[str, tuple[Relation, Counter | Total]] = {}
         for other in others:
             other_model = _model_or_none(other.child)
             if other.key == self.key or other_model is None:
@@ -568,16 +667,15 @@ class Relation:
             if isinstance(other_fk, ForeignKey) and (
                 other_fk.related_model._meta.concrete_model is table
             ):
-                kept.update({c.field: (other, c) for c in other.counters})
-        for counter in self.counters:
+                kept.update({c.field: (other, c) for c in other.summed})
+        for counter in self.summed:
             kept_by, first = kept.setdefault(counter.field, (self, counter))
             if first is not counter:
                 yield Problem(
                     "E025",
-                    f"counter({model._meta.label}, {self.fk!r}, {counter.field!r}): "
+                    f"{_call(model._meta.label, self.fk, counter)}: "
                     f"{parent._meta.label}.{counter.field} is already kept by "
-                    f"counter({kept_by.child_label}, {kept_by.fk!r}, {first.field!r}"
-                    f"{_where(first)}) at {first.source}.",
+                    f"{_call(kept_by.child_label, kept_by.fk, first)} at {first.source}.",
                     "Count each relation (and each where=) into a field of its own.",
                 )
 
@@ -595,9 +693,16 @@ class Relation:
             "source": self.source,
             # Old values of the foreign key and the where= fields: names as given,
             # the registry resolves them (and drops any that the checks report).
-            "track": frozenset({self.fk, *(k for c in self.counters for k, _ in c.where)}),
+            "track": frozenset(
+                {
+                    self.fk,
+                    *(k for c in self.summed for k, _ in c.where),
+                    *(t.of for t in self.totals),
+                }
+            ),
             "details": {
                 "counters": [c.describe() for c in self.counters],
+                "totals": [t.describe() for t in self.totals],
                 "touches": [t.field for t in self.touches],
             },
         }
@@ -668,8 +773,28 @@ def _describe(model: type[Model], name: str, field: Field[Any, Any] | None, want
     return f"{model._meta.label}.{name} is a {type(field).__name__}, not {wanted}"
 
 
-def _where(counter: Counter) -> str:
-    return f", where={dict(counter.where)!r}" if counter.where else ""
+def _call(child: str, fk: str, declared: Counter | Total) -> str:
+    """Return the call that declared ``declared``, as the user wrote it."""
+    where = f", where={dict(declared.where)!r}" if declared.where else ""
+    if isinstance(declared, Total):
+        return f"total({child}, {fk!r}, {declared.field!r}, of={declared.of!r}{where})"
+    return f"counter({child}, {fk!r}, {declared.field!r}{where})"
+
+
+def _summable(field: Field[Any, Any]) -> bool:
+    return isinstance(field, NUMBERS) and not field.primary_key and not field.is_relation
+
+
+def _where_problems(call: str, model: type[Model], declared: Counter | Total) -> Iterator[Problem]:
+    for key, _ in declared.where:
+        if find_field(model, key) is None:
+            yield Problem(
+                "E023",
+                f"{call}: where= names {key!r}, which is not a field of {model._meta.label}.",
+                "where= takes exact field values, e.g. where={'approved': True}; fields: "
+                + ", ".join(f.name for f in model._meta.concrete_fields)
+                + ".",
+            )
 
 
 def _batches(keys: Sequence[Any]) -> Iterator[Sequence[Any]]:
@@ -685,6 +810,15 @@ def _loaded(instance: Model, attname: str) -> Any:
     if len(tracker.attnames) == 1 or state is DEFERRED:  # one field is stored bare
         return state
     return state[tracker.attnames.index(attname)]
+
+
+def _is_expression(value: Any) -> bool:
+    return hasattr(value, "resolve_expression")
+
+
+def _or_deferred(value: Any) -> Any:
+    """Return ``value``, or ``DEFERRED`` for an expression the database has to resolve."""
+    return DEFERRED if _is_expression(value) else value
 
 
 def _unload(instance: Model, attnames: Sequence[str]) -> None:
@@ -727,17 +861,22 @@ def _live() -> dict[tuple[tuple[str, str], str], Relation]:
     return found
 
 
-def _declare(decorator: str, child: ModelRef, fk: str, declared: Counter | Touch) -> None:
+def _declare(decorator: str, child: ModelRef, fk: str, declared: Counter | Total | Touch) -> None:
     (child,) = _senders(decorator, (child,))
     if not isinstance(child, str) and (field := find_field(child, fk)) is not None:
         fk = field.name  # "post_id" and "post" are one relation
     current = _live().get((make_model_tuple(child), fk))
     counters = current.counters if current else ()
     touches = current.touches if current else ()
+    totals = current.totals if current else ()
     if isinstance(declared, Counter):
         if any(c.key == declared.key for c in counters):
             return  # declared again (a module imported twice): nothing changes
         counters = (*counters, declared)
+    elif isinstance(declared, Total):
+        if any(t.key == declared.key and t.of == declared.of for t in totals):
+            return
+        totals = (*totals, declared)
     else:
         if any(t.field == declared.field for t in touches):
             return
@@ -748,6 +887,7 @@ def _declare(decorator: str, child: ModelRef, fk: str, declared: Counter | Touch
         counters,
         touches,
         current.source if current else declared.source,
+        totals,
     )
     model = _model_or_none(relation.child) if apps.models_ready else None
     if model is not None:
@@ -755,7 +895,7 @@ def _declare(decorator: str, child: ModelRef, fk: str, declared: Counter | Touch
         if problems:
             raise ValueError(str(problems[0]))
     # Declared before the app registry is ready: the system checks report mistakes
-    # (signalhooks.E020-E025), and the first save raises them.
+    # (signalhooks.E020-E028), and the first save raises them.
     if current is not None:
         for hook in current.hooks:
             registry.remove(hook)
@@ -780,28 +920,47 @@ def counter(
     _declare("counter", child, fk, declared)
 
 
+def total(
+    child: ModelRef,
+    fk: str,
+    field: str,
+    *,
+    of: str,
+    where: Mapping[str, Any] | None = None,
+) -> None:
+    """Keep ``parent.<field>`` equal to the sum of ``child.<of>`` over the children pointing at it.
+
+    NULL amounts add nothing. A child created, deleted, moved to another parent or
+    given another amount moves the totals by the difference (``F()`` arithmetic in
+    the database, in the same UPDATE as the counters and touches of ``fk``);
+    ``where=`` works as for :func:`counter`, and :func:`recount` repairs totals too.
+    """
+    declared = Total(field, of, tuple(sorted((where or {}).items())), _source())
+    _declare("total", child, fk, declared)
+
+
 def touch(child: ModelRef, fk: str, field: str) -> None:
     """Set ``parent.<field>`` to ``now()`` whenever a ``child`` is created, changed or deleted."""
     _declare("touch", child, fk, Touch(field, _source()))
 
 
 def counted_models() -> list[type[Model]]:
-    """Return the (concrete) parent models that have counters, by label."""
+    """Return the (concrete) parent models that have counters or totals, by label."""
     parents = set()
     for relation in _live().values():
         model = _model_or_none(relation.child)
-        if relation.counters and model is not None:
+        if (relation.counters or relation.totals) and model is not None:
             parents.add(relation.plan(model).table)
     return sorted(parents, key=lambda m: m._meta.label)
 
 
 def recount(
     parent: type[Model] | str, using: str | None = None
-) -> dict[str, dict[Any, tuple[int | None, int]]]:
-    """Recompute every counter of ``parent`` from the database; return what was fixed.
+) -> dict[str, dict[Any, tuple[Any, Any]]]:
+    """Recompute every counter and total of ``parent`` from the database; return what was fixed.
 
-    The result maps each counter field to ``{parent pk: (stored, correct)}`` for the
-    rows that were wrong. One SELECT finds the wrong rows of all counters at once and
+    The result maps each counter or total field to ``{parent pk: (stored, correct)}``
+    for the rows that were wrong. One SELECT finds the wrong rows of all of them at once and
     one UPDATE (per 500 rows) sets them from the same subqueries, whatever the
     number of rows. The parent's own bulk handlers (cache rules) run for fixed rows.
     """
@@ -810,23 +969,23 @@ def recount(
     correct: dict[str, Any] = {}
     for relation in _live().values():
         child = _model_or_none(relation.child)
-        if child is None or not relation.counters:
+        if child is None or not (relation.counters or relation.totals):
             continue
         plan = relation.plan(child)
         if plan.table is not model._meta.concrete_model:
             continue
-        for name, where in plan.recount:
+        for name, where, of in plan.recount:
             rows = (
                 child._base_manager.filter(
                     Q(**{plan.attnames[0]: OuterRef(plan.target_ref)}), **where
                 )
                 .order_by()
                 .values(plan.attnames[0])
-                .annotate(n=Count("pk"))
+                .annotate(n=Count("pk") if of is None else Sum(of))
                 .values("n")
             )
-            correct[name] = Coalesce(Subquery(rows), Value(0))
-    fixed: dict[str, dict[Any, tuple[int | None, int]]] = {name: {} for name in correct}
+            correct[name] = Coalesce(Subquery(rows), Value(0), output_field=plan.fields[name])
+    fixed: dict[str, dict[Any, tuple[Any, Any]]] = {name: {} for name in correct}
     if not correct:
         return fixed
     aliases = {f"_signalhooks_{name}": expression for name, expression in correct.items()}
