@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.core.cache import caches
 from django.core.management import CommandError, call_command
 from django.core.management.base import SystemCheckError
-from django.db import connection, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import F
 from django.db.models.signals import post_delete
 from django.forms import modelform_factory
@@ -78,8 +78,8 @@ def test_counter_update_is_one_statement_in_the_database(counters):
     [sql] = updates(queries)
     plain = sql.replace('"', "").replace("`", "")
     # F()-style arithmetic in the database, and the touch in the same statement.
-    assert "comment_count = comment_count + 1" in plain
-    assert "approved_count = approved_count + 1" in plain
+    assert "comment_count = (relatedapp_post.comment_count + 1)" in plain
+    assert "approved_count = (relatedapp_post.approved_count + 1)" in plain
     assert "updated_at = " in plain
     assert not [q for q in queries if q["sql"].startswith("SELECT")]  # no read-modify-write
 
@@ -501,6 +501,17 @@ def test_counter_runs_the_parents_cache_rules(counters):
     assert cache.get(f"post:{other.pk}") == "fresh"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_counter_cache_rule_declared_after_the_first_save_still_runs(counters):
+    post = Post.objects.create()
+    Reply.objects.create(post=post)  # the relation has worked out its plan
+    invalidate(Post, keys=["post:{pk}"])
+    cache = caches["default"]
+    cache.set(f"post:{post.pk}", "stale")
+    Reply.objects.create(post=post)
+    assert cache.get(f"post:{post.pk}") is None
+
+
 def test_counter_parent_without_cache_rules_costs_no_select(counters):
     invalidate(Entry, keys=["entry:{pk}"])  # rules elsewhere change nothing here
     post = Post.objects.create()
@@ -803,9 +814,11 @@ def test_total_update_is_one_statement_with_counter_and_touch(totals):
         Line.objects.create(order=order, amount="3.00", paid=True)
     [sql] = updates(queries)
     plain = sql.replace('"', "").replace("`", "")
-    assert "total = total + " in plain and "paid_total = paid_total + " in plain
-    assert "COALESCE(quantity, 0) + " in plain  # a nullable total counts from 0
-    assert "line_count = line_count + 1" in plain and "updated_at = " in plain
+    assert "total = (CAST((relatedapp_order.total + " in plain or (
+        "total = (relatedapp_order.total + " in plain
+    )
+    assert "COALESCE(relatedapp_order.quantity, 0) + " in plain  # a nullable total counts from 0
+    assert "line_count = (relatedapp_order.line_count + 1)" in plain and "updated_at = " in plain
 
 
 def test_total_cascades(totals):
@@ -882,6 +895,26 @@ def test_total_recount_repairs_and_reports(totals, django_assert_num_queries):
         "relatedapp.Order: 1 counter value(s) fixed",
         f"  pk={order.pk} total: 1.00 -> 3.75",
     ]
+
+
+def test_total_failing_update_dooms_the_transaction_of_the_save():
+    total(Line, "product", "sold", of="quantity")  # sold is a PositiveIntegerField
+    product = Product.objects.create()
+    with transaction.atomic():
+        with pytest.raises(IntegrityError):
+            Line.objects.create(product=product, quantity=-1)
+        assert transaction.get_rollback()  # the INSERT must not stay without its total
+    assert not Line.objects.exists()
+    assert Product.objects.get(pk=product.pk).sold == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_total_failing_update_fails_the_save_in_autocommit():
+    total(Line, "product", "sold", of="quantity")
+    product = Product.objects.create()
+    with pytest.raises(IntegrityError):
+        Line.objects.create(product=product, quantity=-1)
+    assert Product.objects.get(pk=product.pk).sold == 0
 
 
 def test_total_parent_save_never_writes_back_a_stale_total(totals):

@@ -1,16 +1,20 @@
-"""Related records: denormalised counters and "touch the parent" timestamps.
+"""Related records: denormalised counters, sums and "touch the parent" timestamps.
 
-Every ``counter()`` and ``touch()`` on one foreign key of one child model belongs to
-one :class:`Relation`, which is registered as hooks in the registry: ``post_save``
-(with the bulk handler) and ``post_delete`` do the work; ``pre_save`` and
-``pre_delete`` read old values that a deferred-loading instance never held. A save that moves the
-counts and the timestamp of a parent issues ONE ``UPDATE`` of that parent, written
-as ``col = col + %s`` in the database (what ``F("col") + 1`` compiles to), so
-concurrent saves lose no increment: never read-modify-write.
+Every ``counter()``, ``total()`` and ``touch()`` on one foreign key of one child model
+belongs to one :class:`Relation`, which is registered as hooks in the registry:
+``post_save`` (with the bulk handler) and ``post_delete`` do the work; ``pre_save`` and
+``pre_delete`` read old values that a deferred-loading instance never held. A save that
+moves the counts, the totals and the timestamp of a parent issues ONE ``UPDATE`` of that
+parent, ``col = col + %s`` in the database (``F("col") + delta``), so concurrent saves
+lose no increment: never read-modify-write.
 
-The statement is built once per shape with the connection's quoting and run on
-the cursor: the ORM's ``update()`` spends more time compiling than a small
+The statement is compiled by Django's own ``UPDATE`` compiler once per shape, with
+:class:`Slot` placeholders for the deltas and timestamps, then run on the cursor with
+new parameters: the ORM's ``update()`` spends more time compiling than a small
 ``INSERT`` takes, and this statement runs on every save of a child.
+
+The parent gets hooks too: its own saves (an edit view, the admin) write the fields
+we keep as ``F(name)``, never the stale values they loaded.
 """
 
 from __future__ import annotations
@@ -20,12 +24,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
-from operator import or_
+from operator import itemgetter, or_
 from typing import Any, Literal
 
 from django.apps import apps
 from django.core.checks import CheckMessage, Error
-from django.db import connections, router, transaction
+from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import (
     DEFERRED,
@@ -43,10 +47,11 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.expressions import Combinable
-from django.db.models.fields import DateField
+from django.db.models.expressions import Combinable, Expression
+from django.db.models.fields import DateField, DateTimeField
 from django.db.models.fields.related import resolve_relation
 from django.db.models.functions import Coalesce, Greatest
+from django.db.models.sql.subqueries import UpdateQuery
 from django.db.models.utils import make_model_tuple
 from django.utils import timezone
 
@@ -152,6 +157,10 @@ class Plan:
                     attnames.append(field.attname)
         self.names = tuple(names)
         self.attnames = tuple(attnames)
+        #: ``__dict__ -> Values`` in C (itemgetter of one name returns the bare value).
+        self._row: Any = (
+            itemgetter(*attnames) if len(attnames) > 1 else lambda d, a=attnames[0]: (d[a],)
+        )
         self.counters = tuple(
             (counter.field, self._conditions(child, counter)) for counter in relation.counters
         )
@@ -177,12 +186,16 @@ class Plan:
         #: Counts never go below zero; totals may (a negative amount is an amount).
         self.clamped = frozenset(name for name, _ in self.counters)
         self.touches = tuple(_field(table, t.field) for t in relation.touches)
+        self.touch_kinds = tuple((t, isinstance(t, DateTimeField)) for t in self.touches)
         written = [*fields.values(), *self.touches, self.target]
         # A field of an ancestor table (multi-table inheritance) needs the ORM's update.
         self.local = all(f.model._meta.concrete_model is table for f in written)
         #: The parent attributes to forget on a parent held in memory.
         self.attributes = tuple(f.attname for f in [*fields.values(), *self.touches])
-        self._sql: dict[tuple[str, tuple[tuple[str, bool], ...], int], str] = {}
+        self._parent_bulk = False
+        self._bulk_checked_for: object = None
+        #: ``shape -> (SQL, parameter template)``: see :meth:`_compile`.
+        self._sql: dict[tuple[Any, ...], tuple[str, tuple[Any, ...] | None]] = {}
 
     def _conditions(
         self, child: type[Model], counter: Counter | Total
@@ -202,7 +215,10 @@ class Plan:
         """Return the values of ``instance``'s row as the save just wrote it."""
         d = instance.__dict__
         if update_fields is None:
-            return tuple(d.get(a, DEFERRED) for a in self.attnames)
+            # Every field was written, so loaded: a save of a deferred-loaded instance
+            # gets update_fields from Django (the loaded ones).
+            row: Values = self._row(d)
+            return row
         # save(update_fields=...) (or a save of a deferred-loaded instance) wrote only
         # those fields: the others keep what was loaded, not what is in memory.
         return tuple(
@@ -235,7 +251,7 @@ class Plan:
                     continue
                 fields = totals.setdefault(values[0], {})
                 for name, conditions in self.counters:
-                    if all(values[i] == value for i, value in conditions):
+                    if not conditions or all(values[i] == value for i, value in conditions):
                         fields[name] = fields.get(name, 0) + sign
                 for name, conditions, index, to_python in self.totals:
                     amount = values[index]
@@ -244,7 +260,9 @@ class Plan:
                         fields[name] = fields.get(name, 0) + sign * to_python(amount)
         groups: defaultdict[Any, list[Any]] = defaultdict(list)
         for key, fields in totals.items():
-            change = tuple(sorted((name, delta) for name, delta in fields.items() if delta))
+            if 0 in fields.values():  # moved out and back in: no change for that field
+                fields = {name: delta for name, delta in fields.items() if delta}
+            change = tuple(sorted(fields.items()))
             if change or self.touches:
                 groups[change].append(key)
         return groups
@@ -253,15 +271,25 @@ class Plan:
         """Write each group's change with one UPDATE (per ``BATCH`` parents)."""
         now = timezone.now()
         for change, keys in groups.items():
+            if len(keys) <= BATCH:  # the common case: no batching to set up
+                self._write(using, change, keys, now)
+                continue
             for batch in _batches(keys):
-                if self.local:
-                    self._execute(using, change, batch, now)
-                else:
-                    self._orm_update(using, change, batch, now)
-        if registry.bulk_hooks(self.parent):
+                self._write(using, change, batch, now)
+        if self._parent_has_bulk_hooks():
             # The parent's own bulk handlers (its cache rules): its rows changed.
             keys = [key for keys in groups.values() for key in keys]
             self.run_parent_bulk(using, keys)
+
+    def _parent_has_bulk_hooks(self) -> bool:
+        # Asked on every save. The registry builds new trackers whenever its hooks
+        # change, and the parent always has one (its write-back guard tracks fields):
+        # the tracker's identity says whether the answer may have changed.
+        tracker = registry.tracker(self.parent)
+        if tracker is None or tracker is not self._bulk_checked_for:
+            self._parent_bulk = bool(registry.bulk_hooks(self.parent))
+            self._bulk_checked_for = tracker
+        return self._parent_bulk
 
     def run_parent_bulk(self, using: str, keys: Sequence[Any]) -> None:
         columns = sorted(registry.bulk_fields(self.parent) | {"pk"})
@@ -270,63 +298,98 @@ class Plan:
             rows = manager.filter(**{f"{self.target_ref}__in": batch}).values(*columns)
             registry.run_bulk(self.parent, using, "update", [(row, row) for row in rows])
 
-    def _execute(
+    def _write(
         self, using: str, change: tuple[tuple[str, Any], ...], keys: Sequence[Any], now: Any
     ) -> None:
+        if not self.local:
+            # A field of an ancestor table (multi-table inheritance): the ORM's update
+            # finds the ancestor rows first, which one compiled statement cannot.
+            operands: list[Any] = [delta for _, delta in change]
+            operands.extend(now for _ in self.touches)
+            updates = self._values(change, operands)
+            manager = self.parent._base_manager.db_manager(using)
+            manager.filter(**{f"{self.target_ref}__in": keys}).update(**updates)
+            return
+        # Plain loops, no generators: this runs on every save of a child.
         connection = connections[using]
         clamped = self.clamped
-        negative = tuple(delta < 0 and name in clamped for name, delta in change)
-        shape = (using, tuple(zip((n for n, _ in change), negative, strict=True)), len(keys))
-        sql = self._sql.get(shape)
-        if sql is None:
-            sql = self._sql[shape] = self._statement(connection, shape)
-        params: list[Any] = []
-        for (name, delta), clamp in zip(change, negative, strict=True):
-            if name not in clamped:  # a total: a Decimal or float adapted as its column wants
-                delta = self.fields[name].get_db_prep_value(delta, connection)
-            params.extend((delta, delta) if clamp else (delta,))
-        params.extend(t.get_db_prep_save(now, connection) for t in self.touches)
-        params.extend(self.target.get_db_prep_value(k, connection) for k in keys)
-        with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
-            cursor.execute(sql, params)
-
-    def _statement(
-        self,
-        connection: BaseDatabaseWrapper,
-        shape: tuple[str, tuple[tuple[str, bool], ...], int],
-    ) -> str:
-        quote = connection.ops.quote_name
-        _, fields, count = shape
-        sets = []
-        for name, negative in fields:
-            column = quote(_column(_field(self.table, name)))
-            value = f"COALESCE({column}, 0)" if name in self.nullable else column
-            # A count never goes below zero: a counter that drifted (rows written
-            # before it existed) must not make deletes fail on a positive-only column.
-            sets.append(
-                f"{column} = CASE WHEN {value} + %s < 0 THEN 0 ELSE {value} + %s END"
-                if negative
-                else f"{column} = {value} + %s"
-            )
-        sets.extend(f"{quote(_column(t))} = %s" for t in self.touches)
-        target = quote(_column(self.target))
-        where = f"{target} = %s" if count == 1 else f"{target} IN ({', '.join(['%s'] * count)})"
-        return f"UPDATE {quote(self.table._meta.db_table)} SET {', '.join(sets)} WHERE {where}"
-
-    def _orm_update(
-        self, using: str, change: tuple[tuple[str, Any], ...], keys: Sequence[Any], now: Any
-    ) -> None:
-        updates: dict[str, Any] = {}
+        shape: list[Any] = [using, len(keys)]
+        values: list[Any] = []
         for name, delta in change:
+            if name in clamped:
+                shape.append((name, delta < 0))
+                values.append(delta)
+            else:  # a total: a Decimal or float adapted as its column wants
+                shape.append((name, False))
+                values.append(self.fields[name].get_db_prep_value(delta, connection))
+        key = tuple(shape)
+        compiled = self._sql.get(key)
+        if compiled is None:
+            compiled = self._sql[key] = self._compile(using, change, len(keys))
+        sql, template = compiled
+        # prepared=True: ``now`` is already what a DateTimeField holds (an aware datetime,
+        # a date for a DateField), only the backend's adaptation is left to do.
+        for touch, is_datetime in self.touch_kinds:
+            value = now if is_datetime else touch.to_python(now)
+            values.append(touch.get_db_prep_value(value, connection, True))
+        params = (
+            values
+            if template is None
+            else [values[slot] if slot.__class__ is int else slot[0] for slot in template]
+        )
+        target = self.target
+        for key_value in keys:
+            params.append(target.get_db_prep_value(key_value, connection))
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+        except Exception:
+            # What transaction.mark_for_rollback_on_error() does, without a generator
+            # on the path of every save: the failed UPDATE dooms the outer transaction.
+            if connection.in_atomic_block:
+                connection.needs_rollback = True
+            raise
+
+    def _values(self, change: tuple[tuple[str, Any], ...], values: Sequence[Any]) -> dict[str, Any]:
+        """Return ``update()`` keyword arguments: each field moved by its value in ``values``.
+
+        ``values`` holds the deltas of ``change``, then the touches' timestamp.
+        """
+        updates: dict[str, Any] = {}
+        for index, (name, delta) in enumerate(change):
             field = self.fields[name]
-            value: Combinable = (
+            current: Combinable = (
                 Coalesce(F(name), Value(0), output_field=field) if field.null else F(name)
             )
+            moved = current + _value(values[index], field)
+            # A count never goes below zero: a counter that drifted (rows written
+            # before it existed) must not make deletes fail on a positive-only column.
             clamp = delta < 0 and name in self.clamped
-            updates[name] = Greatest(value + delta, 0) if clamp else value + delta
-        updates.update({t.name: now for t in self.touches})
-        manager = self.parent._base_manager.db_manager(using)
-        manager.filter(**{f"{self.target_ref}__in": keys}).update(**updates)
+            updates[name] = Greatest(moved, Value(0), output_field=field) if clamp else moved
+        for offset, touch in enumerate(self.touches, len(change)):
+            updates[touch.name] = values[offset]
+        return updates
+
+    def _compile(
+        self, using: str, change: tuple[tuple[str, Any], ...], count: int
+    ) -> tuple[str, tuple[Any, ...] | None]:
+        """Compile the UPDATE of ``change`` for ``count`` parents through Django's compiler.
+
+        The deltas and timestamps are compiled as :class:`Slot` placeholders, so the
+        SQL (quoting, casts, functions: every backend's own) is reused with new
+        parameters. Return the SQL and, per parameter before the keys, a slot index
+        into the per-execution values or a ``(constant,)`` Django put there itself.
+        """
+        fields = [self.fields[name] for name, _ in change] + list(self.touches)
+        slots = [Slot(index, field) for index, field in enumerate(fields)]
+        query = UpdateQuery(self.table)
+        query.add_update_values(self._values(change, slots))
+        # Distinct stand-ins for the keys: Django drops repeated values from IN (...).
+        query.add_q(Q(**{f"{self.target.attname}__in": range(1, count + 1)}))
+        sql, params = query.get_compiler(using).as_sql()
+        template = tuple(p.index if isinstance(p, Slot) else (p,) for p in params[:-count])
+        # None: the parameters are the values in order (no constants of Django's own).
+        return sql, None if template == tuple(range(len(template))) else template
 
     def forget(self, instance: Model) -> None:
         """Drop the kept fields from the parent ``instance`` holds, so they reload."""
@@ -756,15 +819,26 @@ class Relation:
         return hooks
 
 
+class Slot(Expression):
+    """A parameter of a compiled statement, filled in on each execution."""
+
+    def __init__(self, index: int, output_field: Field[Any, Any]) -> None:
+        super().__init__(output_field=output_field)
+        self.index = index
+
+    def as_sql(self, compiler: Any, connection: BaseDatabaseWrapper) -> tuple[str, Any]:
+        return "%s", (self,)
+
+
+def _value(value: Any, field: Field[Any, Any]) -> Any:
+    """Return ``value`` as an operand of ``F(field) + value`` (typed, for the databases)."""
+    return value if isinstance(value, Slot) else Value(value, output_field=field)
+
+
 def _field(model: type[Model], name: str) -> Field[Any, Any]:
     field = find_field(model, name)
     assert field is not None
     return field
-
-
-def _column(field: Field[Any, Any]) -> str:
-    assert field.column is not None  # concrete fields have columns
-    return field.column
 
 
 def _describe(model: type[Model], name: str, field: Field[Any, Any] | None, wanted: str) -> str:

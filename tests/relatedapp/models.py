@@ -101,7 +101,7 @@ class Order(models.Model):
 
 class Product(models.Model):
     name = models.CharField(max_length=100, default="")
-    sold = models.IntegerField(default=0)
+    sold = models.PositiveIntegerField(default=0)
 
 
 class Line(models.Model):
