@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime
 import threading
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -10,21 +11,25 @@ from django.contrib.auth.models import User
 from django.core.cache import caches
 from django.core.management import CommandError, call_command
 from django.core.management.base import SystemCheckError
-from django.db import connection, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import F
 from django.db.models.signals import post_delete
+from django.forms import modelform_factory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from signalhooks import counter, invalidate, post_save, recount, touch
+from signalhooks import counter, invalidate, post_save, recount, total, touch
 from signalhooks.registry import registry
 from signalhooks.related import BATCH, Counter, Relation
 from tests.cacheapp.models import Entry
 from tests.relatedapp.models import (
     Content,
+    Line,
     Note,
+    Order,
     Page,
     Post,
+    Product,
     Reply,
     ReplyProxy,
     Tag,
@@ -73,8 +78,8 @@ def test_counter_update_is_one_statement_in_the_database(counters):
     [sql] = updates(queries)
     plain = sql.replace('"', "").replace("`", "")
     # F()-style arithmetic in the database, and the touch in the same statement.
-    assert "comment_count = comment_count + 1" in plain
-    assert "approved_count = approved_count + 1" in plain
+    assert "comment_count = (relatedapp_post.comment_count + 1)" in plain
+    assert "approved_count = (relatedapp_post.approved_count + 1)" in plain
     assert "updated_at = " in plain
     assert not [q for q in queries if q["sql"].startswith("SELECT")]  # no read-modify-write
 
@@ -298,6 +303,18 @@ def test_counter_deferred_fields_assigned_read_the_old_row_first(
     assert recount(Post) == {"comment_count": {}, "approved_count": {}}
 
 
+def test_counter_deferred_rows_deleted_or_moved_in_bulk(counters):
+    first, second = Post.objects.create(), Post.objects.create()
+    Reply.objects.create(post=first, approved=True)
+    Reply.objects.create(post=first)
+    moved = Reply.objects.only("text").get(approved=True)
+    moved.post = second  # the foreign key and where= field were never loaded
+    moved.save()
+    assert counts(first) == (1, 0) and counts(second) == (1, 1)
+    Reply.objects.only("text").delete()  # a queryset of deferred rows
+    assert counts(first) == (0, 0) and counts(second) == (0, 0)
+
+
 def test_counter_deferred_delete_after_assignment_reads_the_row(counters):
     first, second = Post.objects.create(), Post.objects.create()
     Reply.objects.create(post=first)
@@ -393,6 +410,84 @@ def test_cached_parent_in_memory_reloads_kept_fields(counters, django_assert_num
     assert post.title == "new"
 
 
+def test_parent_save_never_writes_back_a_stale_counter_or_touch(counters):
+    post = Post.objects.create(title="old")
+    edited = Post.objects.get(pk=post.pk)  # the edit view loads the post ...
+    Reply.objects.create(post=post, approved=True)  # ... a reply arrives meanwhile ...
+    stamp = Post.objects.get(pk=post.pk).updated_at
+    edited.title = "new"
+    edited.save()  # ... and the view saves what it loaded
+    row = Post.objects.get(pk=post.pk)
+    assert (row.title, row.comment_count, row.approved_count) == ("new", 1, 1)
+    assert row.updated_at == stamp is not None
+    # The instance holds no F(): its next read loads the fresh values.
+    assert (edited.comment_count, edited.updated_at) == (1, stamp)
+    Reply.objects.create(post=post)
+    edited.title = "again"
+    edited.save()  # the values read after the last save are copies of the row, too
+    assert counts(post) == (2, 1)
+
+
+def test_parent_save_explicit_assignment_wins(counters):
+    post = Post.objects.create()
+    edited = Post.objects.get(pk=post.pk)
+    Reply.objects.create(post=post)
+    edited.comment_count = 7
+    edited.updated_at = moment = timezone.now() - datetime.timedelta(days=1)
+    edited.save()
+    row = Post.objects.get(pk=post.pk)
+    assert (row.comment_count, row.updated_at) == (7, moment)
+    assert edited.comment_count == 7
+    edited.comment_count = F("comment_count") + 1  # an expression is the user's too
+    edited.save()
+    assert counts(post) == (8, 0)
+
+
+def test_parent_save_update_fields_and_model_form(counters):
+    post = Post.objects.create()
+    edited = Post.objects.get(pk=post.pk)
+    Reply.objects.create(post=post)
+    edited.title = "x"
+    with CaptureQueriesContext(connection) as queries:
+        edited.save(update_fields=["title", "comment_count"])
+    assert len(queries) == 1  # nothing written outside update_fields
+    assert counts(post) == (1, 0)
+    form_class = modelform_factory(Post, fields=["title", "comment_count", "approved_count"])
+    instance = Post.objects.get(pk=post.pk)
+    Reply.objects.create(post=post, approved=True)
+    form = form_class({"title": "form", "comment_count": 1, "approved_count": 0}, instance=instance)
+    assert form.is_valid(), form.errors
+    form.save()  # the values the form showed, unchanged: the rows' counts stand
+    assert counts(post) == (2, 1)
+    assert Post.objects.get(pk=post.pk).title == "form"
+
+
+def test_parent_save_guard_covers_a_parent_loaded_without_the_fields(counters):
+    post = Post.objects.create()
+    edited = Post.objects.only("title").get(pk=post.pk)
+    Reply.objects.create(post=post)
+    assert edited.comment_count == 1  # loaded lazily: a copy of the row now
+    Reply.objects.create(post=post)
+    edited.save()
+    assert counts(post) == (2, 0)
+
+
+def test_parent_save_on_an_inherited_counter_and_a_lazy_relation():
+    counter(Note, "page", "comment_count")
+    page = Page.objects.create()
+    edited = Page.objects.get(pk=page.pk)
+    Note.objects.create(page=page)
+    edited.title = "x"
+    edited.save()
+    assert Content.objects.get(pk=page.pk).comment_count == 1
+    topic = Topic.objects.create()  # declared in the models module, before Vote existed
+    edited_topic = Topic.objects.get(pk=topic.pk)
+    Vote.objects.create(topic=topic)
+    edited_topic.save()
+    topic.refresh_from_db()
+    assert topic.vote_count == 1 and topic.voted_at is not None
+
+
 @pytest.mark.django_db(transaction=True)
 def test_counter_runs_the_parents_cache_rules(counters):
     invalidate(Post, keys=["post:{pk}"])
@@ -404,6 +499,17 @@ def test_counter_runs_the_parents_cache_rules(counters):
         Reply.objects.create(post=post)
     assert cache.get(f"post:{post.pk}") is None
     assert cache.get(f"post:{other.pk}") == "fresh"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_counter_cache_rule_declared_after_the_first_save_still_runs(counters):
+    post = Post.objects.create()
+    Reply.objects.create(post=post)  # the relation has worked out its plan
+    invalidate(Post, keys=["post:{pk}"])
+    cache = caches["default"]
+    cache.set(f"post:{post.pk}", "stale")
+    Reply.objects.create(post=post)
+    assert cache.get(f"post:{post.pk}") is None
 
 
 def test_counter_parent_without_cache_rules_costs_no_select(counters):
@@ -533,8 +639,9 @@ def test_counter_and_touch_declared_in_the_models_module(django_assert_num_queri
 )
 def test_counter_concurrent_creates_and_deletes_lose_nothing():
     counter(Reply, "post", "comment_count")
+    touch(Reply, "post", "updated_at")
     post = Post.objects.create()
-    barrier = threading.Barrier(4)
+    barrier = threading.Barrier(5)
     errors = []
 
     def work(action):
@@ -549,6 +656,13 @@ def test_counter_concurrent_creates_and_deletes_lose_nothing():
     def create():
         for _ in range(50):
             Reply.objects.create(post=post)
+
+    def edit():
+        # The edit view of the post, saving what it loaded while replies come and go.
+        for i in range(50):
+            edited = Post.objects.get(pk=post.pk)
+            edited.title = str(i)
+            edited.save()
 
     def delete(ids):
         def run():
@@ -567,9 +681,9 @@ def test_counter_concurrent_creates_and_deletes_lose_nothing():
         post.refresh_from_db()
         return post.comment_count
 
-    assert race([create] * 4) == 200
+    assert race([create] * 4 + [edit]) == 200
     ids = list(Reply.objects.values_list("pk", flat=True))
-    assert race([delete(ids[i::4]) for i in range(4)]) == 0
+    assert race([delete(ids[i::4]) for i in range(4)] + [edit]) == 0
 
 
 # -- recount ----------------------------------------------------------------------------
@@ -631,7 +745,7 @@ def test_recount_command_reports_what_it_fixed(counters):
     assert out.getvalue() == "relatedapp.Post: 0 counter value(s) fixed\n"
     out = StringIO()
     call_command("signalhooks", "recount", "relatedapp.Tag", stdout=out)
-    assert out.getvalue() == "relatedapp.Tag: no counters\n"
+    assert out.getvalue() == "relatedapp.Tag: no counters or totals\n"
     with pytest.raises(CommandError, match="app_label.Model"):
         call_command("signalhooks", "recount", "nope.Nope")
 
@@ -642,6 +756,246 @@ def test_recount_command_on_another_database(counters):
     out = StringIO()
     call_command("signalhooks", "recount", "relatedapp.Post", "--database", "other", stdout=out)
     assert f"pk={post.pk} comment_count: 2 -> 0" in out.getvalue()
+
+
+# -- totals -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def totals():
+    total(Line, "order", "total", of="amount")
+    total(Line, "order", "paid_total", of="amount", where={"paid": True})
+    total(Line, "order", "quantity", of="quantity")
+    total(Line, "order", "weight", of="weight")
+    counter(Line, "order", "line_count")
+    touch(Line, "order", "updated_at")
+
+
+def sums(order):
+    order.refresh_from_db()
+    return order.total, order.paid_total, order.quantity, order.line_count
+
+
+def assert_recount_finds_nothing():
+    fixed = recount(Order)
+    assert fixed == {name: {} for name in fixed} and len(fixed) == 5
+
+
+def test_total_create_change_move_and_delete(totals, django_assert_num_queries):
+    first, second = Order.objects.create(), Order.objects.create()
+    with django_assert_num_queries(2):  # INSERT, one UPDATE: totals, counter and touch
+        line = Line.objects.create(order=first, amount="1.50", quantity=2, weight=0.5)
+    Line.objects.create(order=first, amount=None, quantity=3)  # NULL adds nothing
+    assert sums(first) == (Decimal("1.50"), 0, 5, 2)
+    assert first.weight == 0.5 and first.updated_at is not None
+    line.amount = Decimal("2.25")
+    line.save()
+    assert sums(first) == (Decimal("2.25"), 0, 5, 2)
+    line.paid = True  # into the where= condition
+    line.save()
+    assert sums(first) == (Decimal("2.25"), Decimal("2.25"), 5, 2)
+    line.order = second  # to another parent, with a new amount at once
+    line.amount = Decimal("-1.00")  # a negative amount is an amount (a refund)
+    line.save()
+    assert sums(first) == (0, 0, 3, 1)
+    assert sums(second) == (Decimal("-1.00"), Decimal("-1.00"), 2, 1)
+    line.amount = None
+    line.save()
+    assert sums(second) == (0, 0, 2, 1)
+    assert_recount_finds_nothing()
+    line.delete()
+    assert sums(second) == (0, 0, 0, 0)
+    assert_recount_finds_nothing()
+
+
+def test_total_update_is_one_statement_with_counter_and_touch(totals):
+    order = Order.objects.create()
+    with CaptureQueriesContext(connection) as queries:
+        Line.objects.create(order=order, amount="3.00", paid=True)
+    [sql] = updates(queries)
+    plain = sql.replace('"', "").replace("`", "")
+    assert "total = (CAST((relatedapp_order.total + " in plain or (
+        "total = (relatedapp_order.total + " in plain
+    )
+    assert "COALESCE(relatedapp_order.quantity, 0) + " in plain  # a nullable total counts from 0
+    assert "line_count = (relatedapp_order.line_count + 1)" in plain and "updated_at = " in plain
+
+
+def test_total_cascades(totals):
+    order, product = Order.objects.create(), Product.objects.create()
+    Line.objects.create(order=order, product=product, amount="2.00")
+    Line.objects.create(order=order, amount="1.00")
+    product.delete()  # cascades to its line; the order stays
+    assert sums(order) == (Decimal("1.00"), 0, 1, 1)
+    with CaptureQueriesContext(connection) as queries:
+        order.delete()  # cascades to its lines: no UPDATE of the doomed order
+    assert updates(queries) == []
+    assert not Line.objects.exists()
+
+
+def test_total_expression_assigned_to_the_amount(totals):
+    order = Order.objects.create()
+    line = Line.objects.create(order=order, amount="1.00", quantity=2)
+    line.amount = F("amount") + Decimal("0.50")
+    line.quantity = F("quantity") * 3
+    line.save()
+    assert sums(order) == (Decimal("1.50"), 0, 6, 1)
+    assert line.amount == Decimal("1.50")  # loads the value written, not an F()
+    line.amount = Decimal("4.00")
+    line.save()
+    assert sums(order) == (Decimal("4.00"), 0, 6, 1)
+    assert_recount_finds_nothing()
+
+
+def test_total_bulk_paths(totals):
+    first, second = Order.objects.create(), Order.objects.create()
+    with CaptureQueriesContext(connection) as queries:
+        Line.objects.bulk_create(
+            [Line(order=first, amount="1.25") for _ in range(4)]
+            + [Line(order=second, amount="0.50", paid=True) for _ in range(2)]
+        )
+    assert len(updates(queries)) == 2  # one per parent
+    assert sums(first) == (Decimal("5.00"), 0, 4, 4)
+    assert sums(second) == (Decimal("1.00"), Decimal("1.00"), 2, 2)
+    Line.objects.filter(order=first).update(amount=F("amount") * 2)
+    assert sums(first)[0] == Decimal("10.00")
+    Line.objects.filter(pk__in=Line.objects.filter(order=first).values("pk")[:2]).update(
+        order=second
+    )
+    assert sums(first)[0] == Decimal("5.00") and sums(second)[0] == Decimal("6.00")
+    lines = list(Line.objects.filter(order=second))
+    for line in lines:
+        line.amount = Decimal("1.00")
+    Line.objects.bulk_update(lines, ["amount"])
+    assert sums(second) == (Decimal("4.00"), Decimal("2.00"), 4, 4)
+    Line.objects.filter(order=second).delete()
+    assert sums(second) == (0, 0, 0, 0)
+    assert_recount_finds_nothing()
+
+
+def test_total_recount_repairs_and_reports(totals, django_assert_num_queries):
+    order = Order.objects.create()
+    Line.objects.create(order=order, amount="1.50", quantity=2)
+    Line.objects.create(order=order, amount="2.25", quantity=1, paid=True)
+    Order.objects.filter(pk=order.pk).update(total=9, quantity=None, line_count=5)
+    with django_assert_num_queries(2):  # SELECT the wrong rows, UPDATE them
+        fixed = recount(Order)
+    assert fixed == {
+        "line_count": {order.pk: (5, 2)},
+        "total": {order.pk: (Decimal("9.00"), Decimal("3.75"))},
+        "paid_total": {},
+        "quantity": {order.pk: (None, 3)},
+        "weight": {},
+    }
+    assert sums(order) == (Decimal("3.75"), Decimal("2.25"), 3, 2)
+    out = StringIO()
+    Order.objects.filter(pk=order.pk).update(total=1)
+    call_command("signalhooks", "recount", "relatedapp.Order", stdout=out)
+    assert out.getvalue().splitlines() == [
+        "relatedapp.Order: 1 counter value(s) fixed",
+        f"  pk={order.pk} total: 1.00 -> 3.75",
+    ]
+
+
+def test_total_failing_update_dooms_the_transaction_of_the_save():
+    total(Line, "product", "sold", of="quantity")  # sold is a PositiveIntegerField
+    product = Product.objects.create()
+    with transaction.atomic():
+        with pytest.raises(IntegrityError):
+            Line.objects.create(product=product, quantity=-1)
+        assert transaction.get_rollback()  # the INSERT must not stay without its total
+    assert not Line.objects.exists()
+    assert Product.objects.get(pk=product.pk).sold == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_total_failing_update_fails_the_save_in_autocommit():
+    total(Line, "product", "sold", of="quantity")
+    product = Product.objects.create()
+    with pytest.raises(IntegrityError):
+        Line.objects.create(product=product, quantity=-1)
+    assert Product.objects.get(pk=product.pk).sold == 0
+
+
+def test_total_parent_save_never_writes_back_a_stale_total(totals):
+    order = Order.objects.create(note="old")
+    edited = Order.objects.get(pk=order.pk)
+    Line.objects.create(order=order, amount="5.00", quantity=1)
+    edited.note = "new"
+    edited.save()
+    assert sums(order) == (Decimal("5.00"), 0, 1, 1)
+    assert order.note == "new"
+
+
+def test_total_listed_by_the_command(totals):
+    out = StringIO()
+    call_command("signalhooks", stdout=out)
+    [line] = [
+        line for line in out.getvalue().splitlines() if "post_save" in line and "(order:" in line
+    ]
+    assert (
+        "related(order: counter line_count; total total=sum(amount), "
+        "paid_total=sum(amount)[paid=True], quantity=sum(quantity), weight=sum(weight); "
+        "touch updated_at)" in line
+    )
+    total(Line, "product", "sold", of="quantity")  # a total alone is listed as a total
+    out = StringIO()
+    call_command("signalhooks", stdout=out)
+    assert "post_save    total   related(product: total sold=sum(quantity))" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("declare", "message"),
+    [
+        (
+            lambda: total(Line, "order", "note", of="amount"),
+            r"total\(relatedapp.Line, 'order', 'note', of='amount'\): relatedapp.Order.note is "
+            r"a CharField, not a numeric field. Sum into an IntegerField, DecimalField or "
+            r"FloatField, e.g. add total = models.DecimalField\(max_digits=12, "
+            r"decimal_places=2, default=0\) to Order.",
+        ),
+        (
+            lambda: total(Line, "order", "nope", of="amount"),
+            r"relatedapp.Order has no field 'nope'. Sum into .* e.g. add nope = ",
+        ),
+        (
+            lambda: total(Line, "order", "total", of="note"),
+            r"relatedapp.Line.note is a CharField, not a numeric field. of= names the Line "
+            r"field to sum; numeric fields: amount, quantity, weight.",
+        ),
+        (
+            lambda: total(Line, "order", "total", of="nope"),
+            r"relatedapp.Line has no field 'nope'. of= names",
+        ),
+        (
+            lambda: total(Line, "order", "quantity", of="amount"),
+            r"relatedapp.Order.quantity is an integer field, but relatedapp.Line.amount is a "
+            r"DecimalField: the fractions would be lost. Make Order.quantity a DecimalField too.",
+        ),
+        (
+            lambda: total(Line, "order", "total", of="amount", where={"nope": 1}),
+            r"where= names 'nope', which is not a field of relatedapp.Line",
+        ),
+    ],
+)
+def test_total_bad_input_fails_at_call_time(declare, message):
+    before = registry.hooks()
+    with pytest.raises(ValueError, match=message):
+        declare()
+    assert registry.hooks() == before
+
+
+def test_total_and_counter_into_one_field_is_refused():
+    total(Line, "order", "total", of="amount")
+    total(Line, "order", "total", of="amount")  # declared again: nothing changes
+    total(Line, "order", "line_count", of="quantity", where={"paid": True})
+    with pytest.raises(
+        ValueError,
+        match=r"total\(relatedapp.Line, 'order', 'line_count', of='quantity', where=\{'paid': "
+        r"True\}\): relatedapp.Order.line_count is already kept by counter\(relatedapp.Line, "
+        r"'order', 'line_count'\) at .*test_related.py:\d+. Count each relation",
+    ):
+        counter(Line, "order", "line_count")
 
 
 # -- listing, checks and bad input ------------------------------------------------------
@@ -754,6 +1108,12 @@ def test_related_lazy_mistakes_are_system_checks_and_fail_the_first_save():
     assert "relatedapp.Post.title is a CharField, not an integer field" in str(error.value)
     with pytest.raises(ValueError, match="not an integer field"):
         Reply.objects.create(post=Post.objects.create())
+
+
+def test_related_lazy_relation_on_a_field_that_is_no_foreign_key_is_a_system_check():
+    Relation("relatedapp.Reply", "text", (Counter("comment_count", (), "models.py:1"),)).register()
+    with pytest.raises(SystemCheckError, match="signalhooks.E020"):
+        call_command("check")
 
 
 def test_related_unknown_lazy_model_is_reported_and_skipped():

@@ -6,7 +6,7 @@ from .cache import cached, invalidate, is_cached
 from .hooks import changes, muted, post_delete, post_save, pre_delete, pre_save, track
 from .invalidation import cache_invalidated
 from .querysets import HooksQuerySet
-from .related import counter, recount, touch
+from .related import counter, recount, total, touch
 from .users import user_deleted, user_registered, user_updated
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "pre_delete",
     "pre_save",
     "recount",
+    "total",
     "touch",
     "track",
     "user_deleted",

@@ -1,16 +1,20 @@
-"""Related records: denormalised counters and "touch the parent" timestamps.
+"""Related records: denormalised counters, sums and "touch the parent" timestamps.
 
-Every ``counter()`` and ``touch()`` on one foreign key of one child model belongs to
-one :class:`Relation`, which is registered as hooks in the registry: ``post_save``
-(with the bulk handler) and ``post_delete`` do the work; ``pre_save`` and
-``pre_delete`` read old values that a deferred-loading instance never held. A save that moves the
-counts and the timestamp of a parent issues ONE ``UPDATE`` of that parent, written
-as ``col = col + %s`` in the database (what ``F("col") + 1`` compiles to), so
-concurrent saves lose no increment: never read-modify-write.
+Every ``counter()``, ``total()`` and ``touch()`` on one foreign key of one child model
+belongs to one :class:`Relation`, which is registered as hooks in the registry:
+``post_save`` (with the bulk handler) and ``post_delete`` do the work; ``pre_save`` and
+``pre_delete`` read old values that a deferred-loading instance never held. A save that
+moves the counts, the totals and the timestamp of a parent issues ONE ``UPDATE`` of that
+parent, ``col = col + %s`` in the database (``F("col") + delta``), so concurrent saves
+lose no increment: never read-modify-write.
 
-The statement is built once per shape with the connection's quoting and run on
-the cursor: the ORM's ``update()`` spends more time compiling than a small
+The statement is compiled by Django's own ``UPDATE`` compiler once per shape, with
+:class:`Slot` placeholders for the deltas and timestamps, then run on the cursor with
+new parameters: the ORM's ``update()`` spends more time compiling than a small
 ``INSERT`` takes, and this statement runs on every save of a child.
+
+The parent gets hooks too: its own saves (an edit view, the admin) write the fields
+we keep as ``F(name)``, never the stale values they loaded.
 """
 
 from __future__ import annotations
@@ -20,29 +24,34 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
-from operator import or_
+from operator import itemgetter, or_
 from typing import Any, Literal
 
 from django.apps import apps
 from django.core.checks import CheckMessage, Error
-from django.db import connections, router, transaction
+from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import (
     DEFERRED,
     Count,
+    DecimalField,
     F,
     Field,
+    FloatField,
     ForeignKey,
     IntegerField,
     Model,
     OuterRef,
     Q,
     Subquery,
+    Sum,
     Value,
 )
-from django.db.models.expressions import Combinable
-from django.db.models.fields import DateField
+from django.db.models.expressions import Combinable, Expression
+from django.db.models.fields import DateField, DateTimeField
+from django.db.models.fields.related import resolve_relation
 from django.db.models.functions import Coalesce, Greatest
+from django.db.models.sql.subqueries import UpdateQuery
 from django.db.models.utils import make_model_tuple
 from django.utils import timezone
 
@@ -53,11 +62,16 @@ from .tracking import find_field
 #: The values a relation reads from one child row: the foreign key first, then the
 #: fields its ``where=`` conditions name.
 Values = tuple[Any, ...]
+#: The field types a total sums and sums into.
+NUMBERS = (IntegerField, DecimalField, FloatField)
 #: Parents per ``UPDATE ... WHERE key IN (...)``: well under every database's limit.
 BATCH = 500
 #: Counters and touches run before user hooks of the same event (lower runs first),
 #: so a ``post_save`` hook on the child already sees the parent's new values.
 PRIORITY = -1000
+#: The parent's write-back guard runs after every other ``pre_save`` hook of the
+#: parent: it must see what they assigned, and they must never see its ``F()``.
+GUARD_PRIORITY = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +90,24 @@ class Counter:
         if not self.where:
             return self.field
         return f"{self.field}[{', '.join(f'{k}={v!r}' for k, v in self.where)}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Total:
+    """``parent.<field>`` = sum of ``child.<of>`` over the children pointing at it (NULLs: 0)."""
+
+    field: str
+    of: str
+    where: tuple[tuple[str, Any], ...]
+    source: str
+
+    @property
+    def key(self) -> tuple[str, tuple[tuple[str, Any], ...]]:
+        return (self.field, self.where)
+
+    def describe(self) -> str:
+        where = f"[{', '.join(f'{k}={v!r}' for k, v in self.where)}]" if self.where else ""
+        return f"{self.field}=sum({self.of}){where}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,33 +146,60 @@ class Plan:
         self.target: Field[Any, Any] = fk.target_field
         # "pk" reaches an ancestor's table too (a multi-table parent's counters).
         self.target_ref = "pk" if self.target.primary_key else self.target.attname
-        # The child columns: the foreign key first, then the where= fields.
+        # The child columns: the foreign key first, then the where= and of= fields.
         names, attnames = [fk.name], [fk.attname]
-        for counter in relation.counters:
-            for key, _ in counter.where:
-                field = find_field(child, key)
-                assert field is not None
+        for declared in relation.summed:
+            keys = [key for key, _ in declared.where]
+            for key in [*keys, declared.of] if isinstance(declared, Total) else keys:
+                field = _field(child, key)
                 if field.name not in names:
                     names.append(field.name)
                     attnames.append(field.attname)
         self.names = tuple(names)
         self.attnames = tuple(attnames)
+        #: ``__dict__ -> Values`` in C (itemgetter of one name returns the bare value).
+        self._row: Any = (
+            itemgetter(*attnames) if len(attnames) > 1 else lambda d, a=attnames[0]: (d[a],)
+        )
         self.counters = tuple(
             (counter.field, self._conditions(child, counter)) for counter in relation.counters
         )
-        #: ``(field name, where kwargs)`` for recount(): the same conditions in SQL.
-        self.recount = tuple((c.field, dict(c.where)) for c in relation.counters)
-        fields = {name: _field(table, name) for name, _ in self.counters}
+        #: ``(field name, conditions, index of the summed value, its to_python)``.
+        self.totals = tuple(
+            (
+                total.field,
+                self._conditions(child, total),
+                self.names.index(_field(child, total.of).name),
+                _field(child, total.of).to_python,
+            )
+            for total in relation.totals
+        )
+        #: ``(field name, where kwargs, summed field or None)`` for recount(): the same
+        #: conditions in SQL.
+        self.recount = (
+            *((c.field, dict(c.where), None) for c in relation.counters),
+            *((t.field, dict(t.where), t.of) for t in relation.totals),
+        )
+        fields = {d.field: _field(table, d.field) for d in relation.summed}
+        self.fields = fields
         self.nullable = frozenset(name for name, field in fields.items() if field.null)
+        #: Counts never go below zero; totals may (a negative amount is an amount).
+        self.clamped = frozenset(name for name, _ in self.counters)
         self.touches = tuple(_field(table, t.field) for t in relation.touches)
+        self.touch_kinds = tuple((t, isinstance(t, DateTimeField)) for t in self.touches)
         written = [*fields.values(), *self.touches, self.target]
         # A field of an ancestor table (multi-table inheritance) needs the ORM's update.
         self.local = all(f.model._meta.concrete_model is table for f in written)
         #: The parent attributes to forget on a parent held in memory.
         self.attributes = tuple(f.attname for f in [*fields.values(), *self.touches])
-        self._sql: dict[tuple[str, tuple[tuple[str, bool], ...], int], str] = {}
+        self._parent_bulk = False
+        self._bulk_checked_for: object = None
+        #: ``shape -> (SQL, parameter template)``: see :meth:`_compile`.
+        self._sql: dict[tuple[Any, ...], tuple[str, tuple[Any, ...] | None]] = {}
 
-    def _conditions(self, child: type[Model], counter: Counter) -> tuple[tuple[int, Any], ...]:
+    def _conditions(
+        self, child: type[Model], counter: Counter | Total
+    ) -> tuple[tuple[int, Any], ...]:
         conditions = []
         for key, value in counter.where:
             field = find_field(child, key)
@@ -156,7 +215,10 @@ class Plan:
         """Return the values of ``instance``'s row as the save just wrote it."""
         d = instance.__dict__
         if update_fields is None:
-            return tuple(d.get(a, DEFERRED) for a in self.attnames)
+            # Every field was written, so loaded: a save of a deferred-loaded instance
+            # gets update_fields from Django (the loaded ones).
+            row: Values = self._row(d)
+            return row
         # save(update_fields=...) (or a save of a deferred-loaded instance) wrote only
         # those fields: the others keep what was loaded, not what is in memory.
         return tuple(
@@ -182,18 +244,25 @@ class Plan:
     # -- writing the parents -------------------------------------------------------------
     def deltas(self, rows: Iterable[tuple[Values | None, Values | None]]) -> dict[Any, list[Any]]:
         """Group the parents of ``rows`` by their change: ``{((field, delta), ...): [key]}``."""
-        totals: dict[Any, dict[str, int]] = {}
+        totals: dict[Any, dict[str, Any]] = {}
         for before, after in rows:
             for values, sign in ((before, -1), (after, 1)):
                 if values is None or values[0] is None:
                     continue
                 fields = totals.setdefault(values[0], {})
                 for name, conditions in self.counters:
-                    if all(values[i] == value for i, value in conditions):
+                    if not conditions or all(values[i] == value for i, value in conditions):
                         fields[name] = fields.get(name, 0) + sign
+                for name, conditions, index, to_python in self.totals:
+                    amount = values[index]
+                    if amount is not None and all(values[i] == v for i, v in conditions):
+                        # What was assigned, not yet what the database holds ("1.50").
+                        fields[name] = fields.get(name, 0) + sign * to_python(amount)
         groups: defaultdict[Any, list[Any]] = defaultdict(list)
         for key, fields in totals.items():
-            change = tuple(sorted((name, delta) for name, delta in fields.items() if delta))
+            if 0 in fields.values():  # moved out and back in: no change for that field
+                fields = {name: delta for name, delta in fields.items() if delta}
+            change = tuple(sorted(fields.items()))
             if change or self.touches:
                 groups[change].append(key)
         return groups
@@ -202,15 +271,25 @@ class Plan:
         """Write each group's change with one UPDATE (per ``BATCH`` parents)."""
         now = timezone.now()
         for change, keys in groups.items():
+            if len(keys) <= BATCH:  # the common case: no batching to set up
+                self._write(using, change, keys, now)
+                continue
             for batch in _batches(keys):
-                if self.local:
-                    self._execute(using, change, batch, now)
-                else:
-                    self._orm_update(using, change, batch, now)
-        if registry.bulk_hooks(self.parent):
+                self._write(using, change, batch, now)
+        if self._parent_has_bulk_hooks():
             # The parent's own bulk handlers (its cache rules): its rows changed.
             keys = [key for keys in groups.values() for key in keys]
             self.run_parent_bulk(using, keys)
+
+    def _parent_has_bulk_hooks(self) -> bool:
+        # Asked on every save. The registry builds new trackers whenever its hooks
+        # change, and the parent always has one (its write-back guard tracks fields):
+        # the tracker's identity says whether the answer may have changed.
+        tracker = registry.tracker(self.parent)
+        if tracker is None or tracker is not self._bulk_checked_for:
+            self._parent_bulk = bool(registry.bulk_hooks(self.parent))
+            self._bulk_checked_for = tracker
+        return self._parent_bulk
 
     def run_parent_bulk(self, using: str, keys: Sequence[Any]) -> None:
         columns = sorted(registry.bulk_fields(self.parent) | {"pk"})
@@ -219,63 +298,104 @@ class Plan:
             rows = manager.filter(**{f"{self.target_ref}__in": batch}).values(*columns)
             registry.run_bulk(self.parent, using, "update", [(row, row) for row in rows])
 
-    def _execute(
-        self, using: str, change: tuple[tuple[str, int], ...], keys: Sequence[Any], now: Any
+    def _write(
+        self, using: str, change: tuple[tuple[str, Any], ...], keys: Sequence[Any], now: Any
     ) -> None:
+        if not self.local:
+            # A field of an ancestor table (multi-table inheritance): the ORM's update
+            # finds the ancestor rows first, which one compiled statement cannot.
+            operands: list[Any] = [delta for _, delta in change]
+            operands.extend(now for _ in self.touches)
+            updates = self._values(change, operands)
+            manager = self.parent._base_manager.db_manager(using)
+            manager.filter(**{f"{self.target_ref}__in": keys}).update(**updates)
+            return
+        # Plain loops, no generators: this runs on every save of a child.
         connection = connections[using]
-        shape = (using, tuple((name, delta < 0) for name, delta in change), len(keys))
-        sql = self._sql.get(shape)
-        if sql is None:
-            sql = self._sql[shape] = self._statement(connection, shape)
-        params: list[Any] = []
-        for _, delta in change:
-            params.extend((delta, delta) if delta < 0 else (delta,))
-        params.extend(t.get_db_prep_save(now, connection) for t in self.touches)
-        params.extend(self.target.get_db_prep_value(k, connection) for k in keys)
-        with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
-            cursor.execute(sql, params)
+        clamped = self.clamped
+        shape: list[Any] = [using, len(keys)]
+        values: list[Any] = []
+        for name, delta in change:
+            if name in clamped:
+                shape.append((name, delta < 0))
+                values.append(delta)
+            else:  # a total: a Decimal or float adapted as its column wants
+                shape.append((name, False))
+                values.append(self.fields[name].get_db_prep_value(delta, connection))
+        key = tuple(shape)
+        compiled = self._sql.get(key)
+        if compiled is None:
+            compiled = self._sql[key] = self._compile(using, change, len(keys))
+        sql, template = compiled
+        # prepared=True: ``now`` is already what a DateTimeField holds (an aware datetime,
+        # a date for a DateField), only the backend's adaptation is left to do.
+        for touch, is_datetime in self.touch_kinds:
+            value = now if is_datetime else touch.to_python(now)
+            values.append(touch.get_db_prep_value(value, connection, True))
+        params = (
+            values
+            if template is None
+            else [values[slot] if slot.__class__ is int else slot[0] for slot in template]
+        )
+        target = self.target
+        for key_value in keys:
+            params.append(target.get_db_prep_value(key_value, connection))
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+        except Exception:
+            # What transaction.mark_for_rollback_on_error() does, without a generator
+            # on the path of every save: the failed UPDATE dooms the outer transaction.
+            if connection.in_atomic_block:
+                connection.needs_rollback = True
+            raise
 
-    def _statement(
-        self,
-        connection: BaseDatabaseWrapper,
-        shape: tuple[str, tuple[tuple[str, bool], ...], int],
-    ) -> str:
-        quote = connection.ops.quote_name
-        _, fields, count = shape
-        sets = []
-        for name, negative in fields:
-            column = quote(_column(_field(self.table, name)))
-            value = f"COALESCE({column}, 0)" if name in self.nullable else column
+    def _values(self, change: tuple[tuple[str, Any], ...], values: Sequence[Any]) -> dict[str, Any]:
+        """Return ``update()`` keyword arguments: each field moved by its value in ``values``.
+
+        ``values`` holds the deltas of ``change``, then the touches' timestamp.
+        """
+        updates: dict[str, Any] = {}
+        for index, (name, delta) in enumerate(change):
+            field = self.fields[name]
+            current: Combinable = (
+                Coalesce(F(name), Value(0), output_field=field) if field.null else F(name)
+            )
+            moved = current + _value(values[index], field)
             # A count never goes below zero: a counter that drifted (rows written
             # before it existed) must not make deletes fail on a positive-only column.
-            sets.append(
-                f"{column} = CASE WHEN {value} + %s < 0 THEN 0 ELSE {value} + %s END"
-                if negative
-                else f"{column} = {value} + %s"
-            )
-        sets.extend(f"{quote(_column(t))} = %s" for t in self.touches)
-        target = quote(_column(self.target))
-        where = f"{target} = %s" if count == 1 else f"{target} IN ({', '.join(['%s'] * count)})"
-        return f"UPDATE {quote(self.table._meta.db_table)} SET {', '.join(sets)} WHERE {where}"
+            clamp = delta < 0 and name in self.clamped
+            updates[name] = Greatest(moved, Value(0), output_field=field) if clamp else moved
+        for offset, touch in enumerate(self.touches, len(change)):
+            updates[touch.name] = values[offset]
+        return updates
 
-    def _orm_update(
-        self, using: str, change: tuple[tuple[str, int], ...], keys: Sequence[Any], now: Any
-    ) -> None:
-        updates: dict[str, Any] = {}
-        for name, delta in change:
-            value: Combinable = Coalesce(F(name), 0) if name in self.nullable else F(name)
-            updates[name] = Greatest(value + delta, 0) if delta < 0 else value + delta
-        updates.update({t.name: now for t in self.touches})
-        manager = self.parent._base_manager.db_manager(using)
-        manager.filter(**{f"{self.target_ref}__in": keys}).update(**updates)
+    def _compile(
+        self, using: str, change: tuple[tuple[str, Any], ...], count: int
+    ) -> tuple[str, tuple[Any, ...] | None]:
+        """Compile the UPDATE of ``change`` for ``count`` parents through Django's compiler.
+
+        The deltas and timestamps are compiled as :class:`Slot` placeholders, so the
+        SQL (quoting, casts, functions: every backend's own) is reused with new
+        parameters. Return the SQL and, per parameter before the keys, a slot index
+        into the per-execution values or a ``(constant,)`` Django put there itself.
+        """
+        fields = [self.fields[name] for name, _ in change] + list(self.touches)
+        slots = [Slot(index, field) for index, field in enumerate(fields)]
+        query = UpdateQuery(self.table)
+        query.add_update_values(self._values(change, slots))
+        # Distinct stand-ins for the keys: Django drops repeated values from IN (...).
+        query.add_q(Q(**{f"{self.target.attname}__in": range(1, count + 1)}))
+        sql, params = query.get_compiler(using).as_sql()
+        template = tuple(p.index if isinstance(p, Slot) else (p,) for p in params[:-count])
+        # None: the parameters are the values in order (no constants of Django's own).
+        return sql, None if template == tuple(range(len(template))) else template
 
     def forget(self, instance: Model) -> None:
         """Drop the kept fields from the parent ``instance`` holds, so they reload."""
         parent = instance._state.fields_cache.get(self.fk_name)
         if parent is not None:
-            d = parent.__dict__
-            for attname in self.attributes:
-                d.pop(attname, None)
+            _unload(parent, self.attributes)
 
 
 class Relation:
@@ -293,6 +413,7 @@ class Relation:
         counters: tuple[Counter, ...] = (),
         touches: tuple[Touch, ...] = (),
         source: str = "",
+        totals: tuple[Total, ...] = (),
     ) -> None:
         self.child = child
         #: Where the relation was first declared (each counter keeps its own source).
@@ -300,8 +421,10 @@ class Relation:
         self.fk = fk
         self.counters = counters
         self.touches = touches
+        self.totals = totals
         self.hooks: tuple[Hook, ...] = ()
         self._plans: dict[type[Model], Plan] = {}
+        self._parent_attnames: dict[type[Model], tuple[tuple[str, str], ...]] = {}
         # Keys in a child's __dict__: its old values read in pre_save / pre_delete.
         self._old = f"_signalhooks_related_old_{id(self)}"
         self._stash = f"_signalhooks_related_deleted_{id(self)}"
@@ -311,14 +434,16 @@ class Relation:
         return (make_model_tuple(self.child), self.fk)
 
     @property
-    def kind(self) -> Literal["counter", "touch"]:
-        return "counter" if self.counters else "touch"
+    def kind(self) -> Literal["counter", "total", "touch"]:
+        return "counter" if self.counters else "total" if self.totals else "touch"
 
     @property
     def label(self) -> str:
         parts = []
         if self.counters:
             parts.append("counter " + ", ".join(c.describe() for c in self.counters))
+        if self.totals:
+            parts.append("total " + ", ".join(t.describe() for t in self.totals))
         if self.touches:
             parts.append("touch " + ", ".join(t.field for t in self.touches))
         return f"related({self.fk}: {'; '.join(parts)})"
@@ -335,6 +460,66 @@ class Relation:
                 raise ValueError(str(problems[0]))
             plan = self._plans[model] = Plan(self, concrete)
         return plan
+
+    @property
+    def summed(self) -> tuple[Counter | Total, ...]:
+        """Return the counters and totals: the fields that move by deltas."""
+        return (*self.counters, *self.totals)
+
+    @property
+    def kept(self) -> tuple[str, ...]:
+        """Return the parent fields this relation writes (counters, totals, touches)."""
+        return (*(d.field for d in self.summed), *(t.field for t in self.touches))
+
+    def _kept_attnames(self, parent: type[Model]) -> tuple[tuple[str, str], ...]:
+        attnames = self._parent_attnames.get(parent)
+        if attnames is None:
+            fields = [find_field(parent, name) for name in self.kept]
+            attnames = tuple((f.name, f.attname) for f in fields if f is not None)
+            self._parent_attnames[parent] = attnames
+        return attnames
+
+    # -- the parent's own saves ----------------------------------------------------------
+    def on_parent_pre_save(
+        self, *, instance: Model, update_fields: frozenset[str] | None, **kwargs: Any
+    ) -> None:
+        """Write our fields of a parent as the database has them, unless the user set them.
+
+        ``post = Post.objects.get(...); post.title = "x"; post.save()`` (a ModelForm,
+        the admin) would otherwise write back the count it loaded and undo every
+        child saved since. ``F(name)`` makes the UPDATE set the column to itself.
+        """
+        if instance._state.adding:
+            return
+        d = instance.__dict__
+        for name, attname in self._kept_attnames(type(instance)):
+            if attname not in d:
+                continue  # deferred: Django does not write it
+            if (
+                update_fields is not None
+                and name not in update_fields
+                and attname not in update_fields
+            ):
+                continue  # not written by this save
+            value = d[attname]
+            if _is_expression(value):
+                continue  # the user's own F() or expression
+            loaded = _loaded(instance, attname)
+            # DEFERRED: read lazily after the instance loaded (or after our last
+            # save dropped it), so a copy of the row at that moment, not an assignment.
+            if loaded is DEFERRED or value == loaded:
+                d[attname] = F(name)
+
+    def on_parent_saved(self, *, instance: Model, **kwargs: Any) -> None:
+        """Drop the ``F()`` left on the parent: the next read loads the fresh value."""
+        d = instance.__dict__
+        expressions = [
+            attname
+            for _, attname in self._kept_attnames(type(instance))
+            if _is_expression(d.get(attname))
+        ]
+        if expressions:
+            _unload(instance, expressions)
 
     # -- hooks ---------------------------------------------------------------------------
     def on_pre_save(
@@ -363,7 +548,13 @@ class Relation:
         plan = self._plans.get(type(instance)) or self.plan(type(instance))
         old: Values | None = instance.__dict__.pop(self._old, None)
         after = plan.current(instance, update_fields)
-        if DEFERRED in after:
+        if plan.totals and any(_is_expression(v) for v in after):
+            # amount=F("amount") + 1: only the database knows what the save wrote,
+            # and the instance must not keep the F() as a value to sum next time.
+            written = [a for a, v in zip(plan.attnames, after, strict=True) if _is_expression(v)]
+            after = plan.fill(instance, tuple(_or_deferred(v) for v in after), using)
+            _unload(instance, written)
+        elif DEFERRED in after:
             # Columns this save did not write and nobody loaded: still what they were.
             after = (
                 plan.fill(instance, after, using)
@@ -457,6 +648,7 @@ class Relation:
             ]
         parent: type[Model] = fk.related_model
         problems = [p for c in self.counters for p in self._counter_problems(model, parent, c)]
+        problems.extend(p for t in self.totals for p in self._total_problems(model, parent, t))
         for touch in self.touches:
             field = find_field(parent, touch.field)
             if not isinstance(field, DateField):
@@ -486,22 +678,50 @@ class Relation:
                 f"{counter.field if field is None else 'comment_count'} = "
                 f"models.PositiveIntegerField(default=0) to {parent.__name__}.",
             )
-        for key, _ in counter.where:
-            if find_field(model, key) is None:
-                yield Problem(
-                    "E023",
-                    f"{call}: where= names {key!r}, which is not a field of {model._meta.label}.",
-                    "where= takes exact field values, e.g. where={'approved': True}; fields: "
-                    + ", ".join(f.name for f in model._meta.concrete_fields)
-                    + ".",
+        yield from _where_problems(call, model, counter)
+
+    def _total_problems(
+        self, model: type[Model], parent: type[Model], total: Total
+    ) -> Iterator[Problem]:
+        call = f"total({model._meta.label}, {self.fk!r}, {total.field!r}, of={total.of!r})"
+        field = find_field(parent, total.field)
+        if not isinstance(field, NUMBERS):
+            yield Problem(
+                "E026",
+                f"{call}: {_describe(parent, total.field, field, 'a numeric field')}.",
+                "Sum into an IntegerField, DecimalField or FloatField, e.g. add "
+                f"{total.field if field is None else 'total'} = "
+                f"models.DecimalField(max_digits=12, decimal_places=2, default=0) to "
+                f"{parent.__name__}.",
+            )
+        of = find_field(model, total.of)
+        if not isinstance(of, NUMBERS):
+            yield Problem(
+                "E027",
+                f"{call}: {_describe(model, total.of, of, 'a numeric field')}.",
+                f"of= names the {model.__name__} field to sum; numeric fields: "
+                + (
+                    ", ".join(f.name for f in model._meta.concrete_fields if _summable(f))
+                    or "(none)"
                 )
+                + ".",
+            )
+        elif isinstance(field, IntegerField) and not isinstance(of, IntegerField):
+            yield Problem(
+                "E028",
+                f"{call}: {parent._meta.label}.{total.field} is an integer field, but "
+                f"{model._meta.label}.{of.name} is a {type(of).__name__}: the fractions "
+                "would be lost.",
+                f"Make {parent.__name__}.{total.field} a {type(of).__name__} too.",
+            )
+        yield from _where_problems(call, model, total)
 
     def _duplicates(
         self, model: type[Model], parent: type[Model], others: Iterable[Relation]
     ) -> Iterator[Problem]:
         """A parent field counted twice would move twice and could not be recounted."""
         table = parent._meta.concrete_model
-        kept: dict[str, tuple[Relation, Counter]] = {}
+        kept: dict[str, tuple[Relation, Counter | Total]] = {}
         for other in others:
             other_model = _model_or_none(other.child)
             if other.key == self.key or other_model is None:
@@ -510,16 +730,15 @@ class Relation:
             if isinstance(other_fk, ForeignKey) and (
                 other_fk.related_model._meta.concrete_model is table
             ):
-                kept.update({c.field: (other, c) for c in other.counters})
-        for counter in self.counters:
+                kept.update({c.field: (other, c) for c in other.summed})
+        for counter in self.summed:
             kept_by, first = kept.setdefault(counter.field, (self, counter))
             if first is not counter:
                 yield Problem(
                     "E025",
-                    f"counter({model._meta.label}, {self.fk!r}, {counter.field!r}): "
+                    f"{_call(model._meta.label, self.fk, counter)}: "
                     f"{parent._meta.label}.{counter.field} is already kept by "
-                    f"counter({kept_by.child_label}, {kept_by.fk!r}, {first.field!r}"
-                    f"{_where(first)}) at {first.source}.",
+                    f"{_call(kept_by.child_label, kept_by.fk, first)} at {first.source}.",
                     "Count each relation (and each where=) into a field of its own.",
                 )
 
@@ -537,9 +756,16 @@ class Relation:
             "source": self.source,
             # Old values of the foreign key and the where= fields: names as given,
             # the registry resolves them (and drops any that the checks report).
-            "track": frozenset({self.fk, *(k for c in self.counters for k, _ in c.where)}),
+            "track": frozenset(
+                {
+                    self.fk,
+                    *(k for c in self.summed for k, _ in c.where),
+                    *(t.of for t in self.totals),
+                }
+            ),
             "details": {
                 "counters": [c.describe() for c in self.counters],
+                "totals": [t.describe() for t in self.totals],
                 "touches": [t.field for t in self.touches],
             },
         }
@@ -555,13 +781,58 @@ class Relation:
             # The bulk handler needs the attnames, known once the child model exists.
             fields = [find_field(model, name) for name in common["track"]]
             save.bulk_fields = frozenset(f.attname for f in fields if f is not None)
+            fk = find_field(model, self.fk)
+            if isinstance(fk, ForeignKey):  # anything else is reported by the checks
+                self.hooks = (*self.hooks, *self._guard_hooks(model, fk))
 
+        for hook in self.hooks:
+            registry.add(hook)
         if not apps.models_ready:
             apps.lazy_model_operation(resolved, make_model_tuple(self.child))
         elif (model := _model_or_none(self.child)) is not None:
             resolved(model)
-        for hook in self.hooks:
+
+    def _guard_hooks(self, child: type[Model], fk: ForeignKey[Any, Any]) -> tuple[Hook, ...]:
+        """Register (and return) the parent's hooks that keep its own saves off our fields."""
+        kept = self.kept
+        # The parent may not be loaded yet: a lazy "app_label.Model" reference then.
+        parent: ModelRef = resolve_relation(child, fk.remote_field.model)
+        common: dict[str, Any] = {
+            "sender": parent,
+            "kind": self.kind,
+            "label": f"keep({self.child_label}.{self.fk}: {', '.join(kept)})",
+            "source": self.source,
+            # The loaded values are the baseline that tells an assignment from a stale copy.
+            "track": frozenset(kept),
+        }
+        hooks = (
+            Hook(
+                func=self.on_parent_pre_save,
+                event=Event.PRE_SAVE,
+                priority=GUARD_PRIORITY,
+                **common,
+            ),
+            Hook(func=self.on_parent_saved, event=Event.POST_SAVE, priority=PRIORITY, **common),
+        )
+        for hook in hooks:
             registry.add(hook)
+        return hooks
+
+
+class Slot(Expression):
+    """A parameter of a compiled statement, filled in on each execution."""
+
+    def __init__(self, index: int, output_field: Field[Any, Any]) -> None:
+        super().__init__(output_field=output_field)
+        self.index = index
+
+    def as_sql(self, compiler: Any, connection: BaseDatabaseWrapper) -> tuple[str, Any]:
+        return "%s", (self,)
+
+
+def _value(value: Any, field: Field[Any, Any]) -> Any:
+    """Return ``value`` as an operand of ``F(field) + value`` (typed, for the databases)."""
+    return value if isinstance(value, Slot) else Value(value, output_field=field)
 
 
 def _field(model: type[Model], name: str) -> Field[Any, Any]:
@@ -570,19 +841,34 @@ def _field(model: type[Model], name: str) -> Field[Any, Any]:
     return field
 
 
-def _column(field: Field[Any, Any]) -> str:
-    assert field.column is not None  # concrete fields have columns
-    return field.column
-
-
 def _describe(model: type[Model], name: str, field: Field[Any, Any] | None, wanted: str) -> str:
     if field is None:
         return f"{model._meta.label} has no field {name!r}"
     return f"{model._meta.label}.{name} is a {type(field).__name__}, not {wanted}"
 
 
-def _where(counter: Counter) -> str:
-    return f", where={dict(counter.where)!r}" if counter.where else ""
+def _call(child: str, fk: str, declared: Counter | Total) -> str:
+    """Return the call that declared ``declared``, as the user wrote it."""
+    where = f", where={dict(declared.where)!r}" if declared.where else ""
+    if isinstance(declared, Total):
+        return f"total({child}, {fk!r}, {declared.field!r}, of={declared.of!r}{where})"
+    return f"counter({child}, {fk!r}, {declared.field!r}{where})"
+
+
+def _summable(field: Field[Any, Any]) -> bool:
+    return isinstance(field, NUMBERS) and not field.primary_key and not field.is_relation
+
+
+def _where_problems(call: str, model: type[Model], declared: Counter | Total) -> Iterator[Problem]:
+    for key, _ in declared.where:
+        if find_field(model, key) is None:
+            yield Problem(
+                "E023",
+                f"{call}: where= names {key!r}, which is not a field of {model._meta.label}.",
+                "where= takes exact field values, e.g. where={'approved': True}; fields: "
+                + ", ".join(f.name for f in model._meta.concrete_fields)
+                + ".",
+            )
 
 
 def _batches(keys: Sequence[Any]) -> Iterator[Sequence[Any]]:
@@ -595,6 +881,36 @@ def _loaded(instance: Model, attname: str) -> Any:
     tracker = registry.tracker(type(instance))
     assert tracker is not None  # relations track their columns
     return tracker.loaded(instance, attname)
+
+
+def _is_expression(value: Any) -> bool:
+    return hasattr(value, "resolve_expression")
+
+
+def _or_deferred(value: Any) -> Any:
+    """Return ``value``, or ``DEFERRED`` for an expression the database has to resolve."""
+    return DEFERRED if _is_expression(value) else value
+
+
+def _unload(instance: Model, attnames: Sequence[str]) -> None:
+    """Drop ``attnames`` from ``instance`` so they load fresh, as if deferred at load time.
+
+    Their baseline becomes ``DEFERRED`` too: the value a later read loads is a copy of
+    the row, not an assignment, and must not count as a change.
+    """
+    d = instance.__dict__
+    for attname in attnames:
+        d.pop(attname, None)
+    tracker = registry.tracker(type(instance))
+    state: Any = getattr(instance._state, STATE, DEFERRED)
+    if tracker is None or state is DEFERRED:
+        return
+    single = len(tracker.attnames) == 1  # one field is stored bare
+    values = (state,) if single else state
+    baseline = tuple(
+        DEFERRED if a in attnames else v for a, v in zip(tracker.attnames, values, strict=True)
+    )
+    setattr(instance._state, STATE, baseline[0] if single else baseline)
 
 
 def _model_or_none(ref: ModelRef) -> type[Model] | None:
@@ -616,17 +932,22 @@ def _live() -> dict[tuple[tuple[str, str], str], Relation]:
     return found
 
 
-def _declare(decorator: str, child: ModelRef, fk: str, declared: Counter | Touch) -> None:
+def _declare(decorator: str, child: ModelRef, fk: str, declared: Counter | Total | Touch) -> None:
     (child,) = _senders(decorator, (child,))
     if not isinstance(child, str) and (field := find_field(child, fk)) is not None:
         fk = field.name  # "post_id" and "post" are one relation
     current = _live().get((make_model_tuple(child), fk))
     counters = current.counters if current else ()
     touches = current.touches if current else ()
+    totals = current.totals if current else ()
     if isinstance(declared, Counter):
         if any(c.key == declared.key for c in counters):
             return  # declared again (a module imported twice): nothing changes
         counters = (*counters, declared)
+    elif isinstance(declared, Total):
+        if any(t.key == declared.key and t.of == declared.of for t in totals):
+            return
+        totals = (*totals, declared)
     else:
         if any(t.field == declared.field for t in touches):
             return
@@ -637,6 +958,7 @@ def _declare(decorator: str, child: ModelRef, fk: str, declared: Counter | Touch
         counters,
         touches,
         current.source if current else declared.source,
+        totals,
     )
     model = _model_or_none(relation.child) if apps.models_ready else None
     if model is not None:
@@ -644,7 +966,7 @@ def _declare(decorator: str, child: ModelRef, fk: str, declared: Counter | Touch
         if problems:
             raise ValueError(str(problems[0]))
     # Declared before the app registry is ready: the system checks report mistakes
-    # (signalhooks.E020-E025), and the first save raises them.
+    # (signalhooks.E020-E028), and the first save raises them.
     if current is not None:
         for hook in current.hooks:
             registry.remove(hook)
@@ -669,28 +991,47 @@ def counter(
     _declare("counter", child, fk, declared)
 
 
+def total(
+    child: ModelRef,
+    fk: str,
+    field: str,
+    *,
+    of: str,
+    where: Mapping[str, Any] | None = None,
+) -> None:
+    """Keep ``parent.<field>`` equal to the sum of ``child.<of>`` over the children pointing at it.
+
+    NULL amounts add nothing. A child created, deleted, moved to another parent or
+    given another amount moves the totals by the difference (``F()`` arithmetic in
+    the database, in the same UPDATE as the counters and touches of ``fk``);
+    ``where=`` works as for :func:`counter`, and :func:`recount` repairs totals too.
+    """
+    declared = Total(field, of, tuple(sorted((where or {}).items())), _source())
+    _declare("total", child, fk, declared)
+
+
 def touch(child: ModelRef, fk: str, field: str) -> None:
     """Set ``parent.<field>`` to ``now()`` whenever a ``child`` is created, changed or deleted."""
     _declare("touch", child, fk, Touch(field, _source()))
 
 
 def counted_models() -> list[type[Model]]:
-    """Return the (concrete) parent models that have counters, by label."""
+    """Return the (concrete) parent models that have counters or totals, by label."""
     parents = set()
     for relation in _live().values():
         model = _model_or_none(relation.child)
-        if relation.counters and model is not None:
+        if (relation.counters or relation.totals) and model is not None:
             parents.add(relation.plan(model).table)
     return sorted(parents, key=lambda m: m._meta.label)
 
 
 def recount(
     parent: type[Model] | str, using: str | None = None
-) -> dict[str, dict[Any, tuple[int | None, int]]]:
-    """Recompute every counter of ``parent`` from the database; return what was fixed.
+) -> dict[str, dict[Any, tuple[Any, Any]]]:
+    """Recompute every counter and total of ``parent`` from the database; return what was fixed.
 
-    The result maps each counter field to ``{parent pk: (stored, correct)}`` for the
-    rows that were wrong. One SELECT finds the wrong rows of all counters at once and
+    The result maps each counter or total field to ``{parent pk: (stored, correct)}``
+    for the rows that were wrong. One SELECT finds the wrong rows of all of them at once and
     one UPDATE (per 500 rows) sets them from the same subqueries, whatever the
     number of rows. The parent's own bulk handlers (cache rules) run for fixed rows.
     """
@@ -699,23 +1040,23 @@ def recount(
     correct: dict[str, Any] = {}
     for relation in _live().values():
         child = _model_or_none(relation.child)
-        if child is None or not relation.counters:
+        if child is None or not (relation.counters or relation.totals):
             continue
         plan = relation.plan(child)
         if plan.table is not model._meta.concrete_model:
             continue
-        for name, where in plan.recount:
+        for name, where, of in plan.recount:
             rows = (
                 child._base_manager.filter(
                     Q(**{plan.attnames[0]: OuterRef(plan.target_ref)}), **where
                 )
                 .order_by()
                 .values(plan.attnames[0])
-                .annotate(n=Count("pk"))
+                .annotate(n=Count("pk") if of is None else Sum(of))
                 .values("n")
             )
-            correct[name] = Coalesce(Subquery(rows), Value(0))
-    fixed: dict[str, dict[Any, tuple[int | None, int]]] = {name: {} for name in correct}
+            correct[name] = Coalesce(Subquery(rows), Value(0), output_field=plan.fields[name])
+    fixed: dict[str, dict[Any, tuple[Any, Any]]] = {name: {} for name in correct}
     if not correct:
         return fixed
     aliases = {f"_signalhooks_{name}": expression for name, expression in correct.items()}

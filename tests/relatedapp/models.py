@@ -85,3 +85,32 @@ class Team(models.Model):
     """An m2m to the user model that is not groups or permissions."""
 
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True)
+
+
+class Order(models.Model):
+    """A parent with totals: a decimal sum, a nullable integer sum, a float sum."""
+
+    note = models.CharField(max_length=100, default="")
+    total = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    paid_total = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    quantity = models.IntegerField(null=True)
+    weight = models.FloatField(default=0)
+    line_count = models.IntegerField(default=0)
+    updated_at = models.DateTimeField(null=True)
+
+
+class Product(models.Model):
+    name = models.CharField(max_length=100, default="")
+    sold = models.PositiveIntegerField(default=0)
+
+
+class Line(models.Model):
+    order = models.ForeignKey(Order, null=True, on_delete=models.CASCADE, related_name="lines")
+    product = models.ForeignKey(Product, null=True, on_delete=models.CASCADE)
+    amount = models.DecimalField(max_digits=10, decimal_places=2, null=True)
+    quantity = models.IntegerField(default=1)
+    weight = models.FloatField(null=True)
+    paid = models.BooleanField(default=False)
+    note = models.CharField(max_length=100, default="")
+
+    objects = HooksQuerySet.as_manager()

@@ -1,4 +1,4 @@
-"""``manage.py signalhooks``: list every hook, rule and counter per model."""
+"""``manage.py signalhooks``: list every hook, rule, counter and total per model."""
 
 from __future__ import annotations
 
@@ -55,14 +55,15 @@ def listing() -> dict[str, list[dict[str, Any]]]:
 
 
 class Command(BaseCommand):
-    help = "List every hook, cache rule and counter per model."
+    help = "List every hook, cache rule, counter and total per model."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--json", action="store_true", help="Print JSON for machines.")
         actions = parser.add_subparsers(dest="action", metavar="{list,recount,welcome,flush,epoch}")
         actions.add_parser("list", help="List hooks per model (the default).")
         recount_parser = actions.add_parser(
-            "recount", help="Recompute counters from the database and report what was fixed."
+            "recount",
+            help="Recompute counters and totals from the database and report what was fixed.",
         )
         recount_parser.add_argument("models", nargs="*", metavar="app_label.Model")
         recount_parser.add_argument(
@@ -134,7 +135,7 @@ class Command(BaseCommand):
         for model in models:
             fixed = recount(model, using=using)
             if not fixed:
-                self.stdout.write(f"{model._meta.label}: no counters")
+                self.stdout.write(f"{model._meta.label}: no counters or totals")
                 continue
             wrong = sum(len(rows) for rows in fixed.values())
             self.stdout.write(f"{model._meta.label}: {wrong} counter value(s) fixed")
