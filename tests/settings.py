@@ -83,7 +83,13 @@ if DATABASE_URL:
     }
 else:
     DATABASES = {
-        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "signalhooks_default"},
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": "signalhooks_default",
+            # A file, not memory: the db_worker processes of the mail tests share it.
+            "TEST": {"NAME": f"test_signalhooks_default{_SUFFIX}.sqlite3"},
+            "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF"},
+        },
         "other": {"ENGINE": "django.db.backends.sqlite3", "NAME": "signalhooks_other"},
     }
 IS_POSTGRES = str(DATABASES["default"]["ENGINE"]).endswith("postgresql")

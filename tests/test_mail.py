@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
+import threading
 from datetime import timedelta
 from io import StringIO
 
@@ -12,33 +14,24 @@ from django.contrib.auth.models import User
 from django.contrib.sites.models import Site
 from django.core import mail
 from django.core.management import call_command
-from django.db import transaction
-from django.test import override_settings
+from django.db import connection, connections, transaction
+from django.test import modify_settings, override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from signalhooks import user_registered
-from signalhooks.mail import STALE_AFTER, check_welcome_mail, send_welcome
+from signalhooks.mail import check_welcome_mail, keep_pending, message_id, send_welcome
 from signalhooks.models import WelcomeMail
+from signalhooks.tasks import framework
 from tests.redis_server import free_port
+from tests.smtp_server import SMTPServer, sending_to
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@contextlib.contextmanager
 def mail_server_down():
     """A real SMTP backend pointed at a port nobody listens on."""
-    port = free_port()
-    smtp = "django.core.mail.backends.smtp.EmailBackend"
-    if django.VERSION >= (6, 1):  # MAILERS; EMAIL_* must not be read
-        mailers = {
-            **settings.MAILERS,
-            "default": {"BACKEND": smtp, "OPTIONS": {"host": "127.0.0.1", "port": port}},
-        }
-        with override_settings(MAILERS=mailers):
-            yield
-    else:
-        with override_settings(EMAIL_BACKEND=smtp, EMAIL_PORT=port, EMAIL_TIMEOUT=1):
-            yield
+    return sending_to(free_port())
 
 
 @contextlib.contextmanager
@@ -51,6 +44,19 @@ def templates(tmp_path, **files):
     engine = {**settings.TEMPLATES[0], "DIRS": [str(tmp_path)]}
     with override_settings(TEMPLATES=[engine]):
         yield
+
+
+@pytest.fixture
+def enqueued():
+    """Task results enqueued while the test runs."""
+    results = []
+
+    def on_enqueued(sender, task_result, **kwargs):
+        results.append(task_result)
+
+    framework.signals.task_enqueued.connect(on_enqueued, dispatch_uid="test-enqueued")
+    yield results
+    framework.signals.task_enqueued.disconnect(dispatch_uid="test-enqueued")
 
 
 def status(user):
@@ -71,7 +77,12 @@ def test_welcome_mail_after_commit_text_and_html():
     assert status(user) == "sent"
     record = WelcomeMail.objects.get()
     assert record.attempts == 1 and record.last_error == ""
+    assert record.claimed_at is not None and record.retry_at is None
     assert str(record) == f"welcome mail for user {user.pk}: sent"
+    assert message.extra_headers["Message-ID"] == message_id(record, "site@example.com")
+    assert re.fullmatch(
+        r"<welcome\.[0-9a-f]{24}@example\.com>", message_id(record, "x@example.com")
+    )
 
 
 def test_welcome_mail_escapes_html_only():
@@ -84,6 +95,25 @@ def test_welcome_mail_escapes_html_only():
     assert obrien.subject == "Welcome to example.com, O'Brien & Co!"
     assert "Hello O'Brien & Co," in obrien.body
     assert "O&#x27;Brien &amp; Co" in obrien.alternatives[0][0]
+
+
+def test_welcome_mail_text_is_never_html_escaped_even_in_overrides(tmp_path):
+    files = {
+        "welcome_subject.txt": "Welcome to {{ site_name }}, {{ user.get_username }}!",
+        "welcome.txt": "Hello {{ user.get_username }} from {{ site_name }}",
+        "welcome.html": "<p>Hello {{ user.get_username }} from {{ site_name }}</p>",
+    }
+    with override_settings(SIGNALHOOKS={"SITE_NAME": "Smith & Sons"}):
+        User.objects.create_user("o'neil", "oneil@example.com")  # the shipped templates
+        with templates(tmp_path, **files):  # overrides without {% autoescape off %}
+            User.objects.create_user("<b>o'neil</b>", "b@example.com")
+    shipped, overridden = mail.outbox
+    assert shipped.subject == "Welcome to Smith & Sons, o'neil!"
+    assert "Hello o'neil," in shipped.body and "the Smith & Sons team" in shipped.body
+    assert overridden.subject == "Welcome to Smith & Sons, <b>o'neil</b>!"
+    assert overridden.body == "Hello <b>o'neil</b> from Smith & Sons"
+    html = overridden.alternatives[0][0]
+    assert html == "<p>Hello &lt;b&gt;o&#x27;neil&lt;/b&gt; from Smith &amp; Sons</p>"
 
 
 def test_welcome_mail_subject_is_one_line(tmp_path):
@@ -129,17 +159,33 @@ def test_welcome_mail_settings():
 def test_welcome_mail_off(django_assert_num_queries):
     # The INSERT of the user, nothing else.
     with override_settings(SIGNALHOOKS={"WELCOME_MAIL": False}), django_assert_num_queries(1):
-        User.objects.create(username="bob", email="bob@example.com")
+        bob = User.objects.create(username="bob", email="bob@example.com")
     assert mail.outbox == []
     assert not WelcomeMail.objects.exists()
+    # Nor on delete: nothing for a mail that is off.
+    off = override_settings(SIGNALHOOKS={"WELCOME_MAIL": False})
+    with off, CaptureQueriesContext(connection) as queries:
+        User.objects.filter(pk=bob.pk).delete()
+    assert queries and not [q for q in queries if "welcomemail" in q["sql"]]
 
 
-@pytest.mark.parametrize("how", ["no site row", "no SITE_ID"])
-def test_welcome_mail_site_name_fallback(how):
-    Site.objects.all().delete()
-    with override_settings(SITE_ID=None if how == "no SITE_ID" else settings.SITE_ID):
+@pytest.mark.parametrize("how", ["no site row", "no SITE_ID", "no sites app"])
+def test_welcome_mail_reads_well_without_a_site_name(how):
+    if how == "no sites app":
+        context = modify_settings(INSTALLED_APPS={"remove": "django.contrib.sites"})
+    else:
+        Site.objects.all().delete()
+        context = override_settings(SITE_ID=None if how == "no SITE_ID" else settings.SITE_ID)
+    with context:
         User.objects.create_user("ada", "ada@example.com")
-    assert mail.outbox[0].subject == "Welcome to our site, ada!"
+    [message] = mail.outbox
+    assert message.subject == "Welcome, ada!"
+    assert message.body == (
+        "Hello ada,\n\nwelcome! Your account is ready.\n\nSee you soon,\nthe team\n"
+    )
+    html = message.alternatives[0][0]
+    assert "<p>welcome! Your account is ready.</p>" in html and "the team" in html
+    assert "our site" not in message.message().as_string()
 
 
 def test_welcome_mail_skips_users_without_email(caplog):
@@ -168,7 +214,15 @@ def test_welcome_mail_one_per_user():
     assert WelcomeMail.objects.get().attempts == 1
 
 
-def test_welcome_mail_failure_never_fails_registration_and_is_retried(caplog):
+def retry(*flags, **signalhooks):
+    """Run ``manage.py signalhooks welcome --retry`` and return its output lines."""
+    out = StringIO()
+    with override_settings(SIGNALHOOKS=signalhooks) if signalhooks else contextlib.nullcontext():
+        call_command("signalhooks", "welcome", "--retry", *flags, stdout=out)
+    return out.getvalue().splitlines()
+
+
+def test_welcome_mail_failure_never_fails_registration_and_is_retried_when_due(caplog, enqueued):
     caplog.set_level(logging.DEBUG)
     with mail_server_down(), transaction.atomic():
         user = User.objects.create_user("ada", "ada@example.com", password="secret")
@@ -176,50 +230,141 @@ def test_welcome_mail_failure_never_fails_registration_and_is_retried(caplog):
     record = WelcomeMail.objects.get(user_pk=str(user.pk))
     assert record.status == "failed" and record.attempts == 1
     assert record.last_error.startswith("ConnectionRefusedError")
+    # Due again after WELCOME_MAIL_RETRY_DELAY (300 s by default).
+    assert round((record.retry_at - record.claimed_at).total_seconds()) == 300
     [failure] = [r for r in caplog.records if r.name == "signalhooks"]
     assert failure.levelno == logging.ERROR and failure.exc_info is not None
-    assert "`manage.py signalhooks welcome --retry` sends it again" in failure.getMessage()
+    assert f"user {user.pk} failed (attempt 1 of 4); due again at " in failure.getMessage()
     assert user.password not in caplog.text and user.password not in record.last_error
-    # The mail server is back: the next retry sends it, once.
-    assert send_welcome(user.pk) == "sent"
+    # The immediate backend cannot run a task later: no retry was queued, the
+    # scheduled `welcome --retry` sends it once due, not before.
+    assert len(enqueued) == 1
+    assert retry() == ["welcome mails: failed=1"]
+    WelcomeMail.objects.update(retry_at=timezone.now())
+    assert retry() == [f"user {user.pk}: sent", "welcome mails: sent=1"]
     assert len(mail.outbox) == 1
     assert WelcomeMail.objects.get().attempts == 2
-
-
-def test_welcome_retry_command():
-    with mail_server_down():
-        user = User.objects.create_user("ada", "ada@example.com")
-        out = StringIO()
-        call_command("signalhooks", "welcome", "--retry", stdout=out)
-        assert out.getvalue().splitlines() == [f"user {user.pk}: failed", "welcome mails: failed=1"]
-    out = StringIO()
-    call_command("signalhooks", "welcome", "--retry", stdout=out)
-    assert out.getvalue().splitlines() == [f"user {user.pk}: sent", "welcome mails: sent=1"]
+    assert retry() == ["welcome mails: sent=1"]
     assert len(mail.outbox) == 1
-    out = StringIO()
-    call_command("signalhooks", "welcome", "--retry", stdout=out)
-    assert out.getvalue() == "welcome mails: sent=1\n"
 
 
-def test_welcome_retry_takes_up_lost_mails_only_when_stale():
-    pending, sending, fresh = (
+def test_welcome_mail_retries_back_off_and_stop_after_the_last_attempt():
+    limits = {"WELCOME_MAIL_MAX_ATTEMPTS": 3, "WELCOME_MAIL_RETRY_DELAY": 60}
+    with mail_server_down(), override_settings(SIGNALHOOKS=limits):
+        user = User.objects.create_user("ada", "ada@example.com")
+        delays = []
+        for _ in range(2):
+            record = WelcomeMail.objects.get()
+            delays.append(round((record.retry_at - record.claimed_at).total_seconds()))
+            WelcomeMail.objects.update(retry_at=timezone.now())
+            assert retry() == [f"user {user.pk}: failed", "welcome mails: failed=1"]
+        record = WelcomeMail.objects.get()
+        assert delays == [60, 120]
+        assert record.attempts == 3 and record.status == "failed" and record.retry_at is None
+        assert retry() == ["welcome mails: failed=1"]  # out of attempts
+    # A person fixed the mail server: --all sends what is out of attempts, once.
+    assert retry("--all") == [f"user {user.pk}: sent", "welcome mails: sent=1"]
+    assert len(mail.outbox) == 1 and WelcomeMail.objects.get().attempts == 4
+
+
+@pytest.mark.parametrize(
+    "address", ["ada@example.com,eve@example.com", "ada@example.com\r\nBcc: eve@example.com"]
+)
+def test_welcome_mail_skips_an_address_django_refuses(address, caplog):
+    caplog.set_level(logging.WARNING, logger="signalhooks")
+    user = User.objects.create(username="ada", email=address)  # the ORM validates nothing
+    reason = f"invalid email address {address!r}: Enter a valid email address."
+    record = WelcomeMail.objects.get()
+    assert (record.status, record.last_error, record.attempts) == ("skipped", reason, 1)
+    assert f"no welcome mail for user {user.pk}: {reason}" in caplog.text
+    assert retry("--all") == ["welcome mails: skipped=1"]  # not retried, ever
+    assert mail.outbox == []
+
+
+def test_welcome_retry_takes_up_claims_older_than_the_timeout():
+    lost, fresh, pending = (
         User.objects.create(username=name, email=f"{name}@example.com")
-        for name in ("pending", "sending", "fresh")
+        for name in ("lost", "fresh", "pending")
     )
     mail.outbox.clear()
-    WelcomeMail.objects.filter(user_pk=str(pending.pk)).update(status="pending")
-    WelcomeMail.objects.filter(user_pk=str(sending.pk)).update(status="sending")
-    WelcomeMail.objects.filter(user_pk=str(fresh.pk)).update(
-        status="sending", updated_at=timezone.now()
-    )
-    long_ago = timezone.now() - STALE_AFTER - timedelta(seconds=1)
-    WelcomeMail.objects.exclude(user_pk=str(fresh.pk)).update(updated_at=long_ago)
-    out = StringIO()
-    call_command("signalhooks", "welcome", "--retry", stdout=out)
-    assert sorted(m.to[0] for m in mail.outbox) == ["pending@example.com", "sending@example.com"]
+    now = timezone.now()
+    mails = WelcomeMail.objects.filter
+    mails(user_pk=str(lost.pk)).update(status="sending", claimed_at=now - timedelta(seconds=601))
+    mails(user_pk=str(fresh.pk)).update(status="sending", claimed_at=now - timedelta(seconds=590))
+    # Never queued (the task backend was down): due at once.
+    mails(user_pk=str(pending.pk)).update(status="pending", claimed_at=None)
+    assert retry() == [
+        f"user {lost.pk}: sent",
+        f"user {pending.pk}: sent",
+        "welcome mails: sending=1, sent=2",
+    ]
     # A mail being sent right now is not sent twice, not even by a retried task.
     assert send_welcome(fresh.pk) == "sending"
     assert status(fresh) == "sending" and len(mail.outbox) == 2
+    # 0: any claim (when no worker can be sending, e.g. all of them were stopped).
+    with override_settings(SIGNALHOOKS={"WELCOME_MAIL_CLAIM_TIMEOUT": 0}):
+        assert retry() == [f"user {fresh.pk}: sent", "welcome mails: sent=3"]
+    assert sorted(m.to[0] for m in mail.outbox) == [
+        "fresh@example.com",
+        "lost@example.com",
+        "pending@example.com",
+    ]
+
+
+def test_welcome_mail_message_id_is_the_same_for_every_send(tmp_path):
+    server = SMTPServer(tmp_path / "smtp").start()
+    try:
+        with mail_server_down():
+            user = User.objects.create_user("ada", "ada@example.com")
+        with sending_to(server.port):
+            WelcomeMail.objects.update(retry_at=timezone.now())
+            assert retry() == [f"user {user.pk}: sent", "welcome mails: sent=1"]
+            # A send after a lost reply (claim taken over): the same Message-ID.
+            WelcomeMail.objects.update(status="sending", claimed_at=timezone.now())
+            with override_settings(SIGNALHOOKS={"WELCOME_MAIL_CLAIM_TIMEOUT": 0}):
+                assert retry() == [f"user {user.pk}: sent", "welcome mails: sent=1"]
+    finally:
+        server.kill()
+    first, second = server.delivered()
+    assert first["Message-ID"] == second["Message-ID"]
+    assert first["Message-ID"] == message_id(WelcomeMail.objects.get(), "site@example.com")
+    assert first["To"] == "ada@example.com" and first["Subject"] == "Welcome to example.com, ada!"
+
+
+def test_welcome_mail_send_taken_over_does_not_record_its_outcome(tmp_path, caplog):
+    caplog.set_level(logging.ERROR, logger="signalhooks")
+    with override_settings(SIGNALHOOKS={"WELCOME_MAIL": False}):
+        user = User.objects.create_user("ada", "ada@example.com")
+    keep_pending(user.pk)
+    server = SMTPServer(tmp_path / "smtp").start()
+    server.stall("data")
+    outcome = []
+
+    def stuck_send():
+        try:
+            outcome.append(send_welcome(user.pk))
+        finally:
+            connections.close_all()
+
+    with sending_to(server.port):
+        thread = threading.Thread(target=stuck_send)
+        thread.start()
+        try:
+            server.wait_until_stalled()
+            # Taken over (0: any claim) while the first send waits for its reply.
+            assert retry(WELCOME_MAIL_CLAIM_TIMEOUT=0) == [
+                f"user {user.pk}: sent",
+                "welcome mails: sent=1",
+            ]
+        finally:
+            server.kill()  # the stuck send fails now
+            thread.join(30)
+    assert outcome == ["failed"]
+    # Its "failed" did not overwrite the "sent" of the send that took over.
+    record = WelcomeMail.objects.get()
+    assert (record.status, record.last_error, record.retry_at) == ("sent", "", None)
+    assert "(attempt 1 of 4); another send has taken it over" in caplog.text
+    assert len(server.delivered()) == 1
 
 
 def test_welcome_command_without_mails():

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import time
 from io import StringIO
 
 import pytest
@@ -11,12 +11,15 @@ from django.core.management import call_command
 from django.db import transaction
 from django.test import override_settings
 from django.test.signals import template_rendered
-from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from signalhooks import user_registered
+from signalhooks.mail import message_id
 from signalhooks.models import WelcomeMail
 from signalhooks.tasks import check_task_backend, framework, send_welcome_mail
+from tests.db_worker import Worker, wait_for_status
+from tests.redis_server import free_port
+from tests.smtp_server import SMTPServer, sending_to
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -75,11 +78,11 @@ def test_task_retried_sends_no_second_mail():
 
 
 def test_task_queued_request_path_renders_and_sends_nothing(rendered, django_assert_num_queries):
-    # The user, its WelcomeMail row, the queued task: three INSERTs.
-    with override_settings(SIGNALHOOKS=QUEUED), django_assert_num_queries(3):
+    # The user and the queued task: two INSERTs. The delivery row is the worker's.
+    with override_settings(SIGNALHOOKS=QUEUED), django_assert_num_queries(2):
         user = User.objects.create(username="ada", email="ada@example.com")
     assert mail.outbox == [] and rendered == []
-    assert WelcomeMail.objects.get(user_pk=str(user.pk)).status == "pending"
+    assert not WelcomeMail.objects.exists()
     [task] = DBTaskResult.objects.all()
     assert task.status == "READY" and task.task_path == "signalhooks.tasks.send_welcome_mail"
     assert task.args_kwargs == {"args": [str(user.pk)], "kwargs": {}}
@@ -102,6 +105,19 @@ def test_task_queued_twice_sends_one_mail():
     assert sorted(DBTaskResult.objects.values_list("return_value", flat=True)) == ["sent", "sent"]
 
 
+def test_task_failed_send_queues_its_retry_for_when_it_is_due():
+    with override_settings(SIGNALHOOKS=QUEUED), sending_to(free_port()):  # nobody listens
+        user = User.objects.create_user("ada", "ada@example.com")
+        run_worker()  # the deferred retry is not due yet: the batch worker leaves it
+    record = WelcomeMail.objects.get()
+    assert record.status == "failed" and record.attempts == 1
+    first, later = DBTaskResult.objects.order_by("enqueued_at")
+    assert (first.status, first.return_value) == ("SUCCESSFUL", "failed")
+    assert (later.status, later.run_after) == ("READY", record.retry_at)
+    assert later.args_kwargs == {"args": [str(user.pk)], "kwargs": {}}
+    assert round((later.run_after - record.claimed_at).total_seconds()) == 300
+
+
 def test_task_backend_none_sends_on_commit_without_a_task(enqueued):
     with override_settings(SIGNALHOOKS={"TASK_BACKEND": None}):
         with transaction.atomic():
@@ -109,6 +125,18 @@ def test_task_backend_none_sends_on_commit_without_a_task(enqueued):
             assert mail.outbox == []
         assert check_task_backend() == []
     assert len(mail.outbox) == 1 and enqueued == []
+
+
+def test_task_backend_that_cannot_queue_a_retry_leaves_it_due(caplog):
+    caplog.set_level(logging.ERROR, logger="signalhooks")
+    with override_settings(SIGNALHOOKS={"TASK_BACKEND": "missing"}), sending_to(free_port()):
+        user = User.objects.create_user("ada", "ada@example.com")
+        assert WelcomeMail.objects.get().status == "pending"
+        call_command("signalhooks", "welcome", "--retry", stdout=StringIO())
+    record = WelcomeMail.objects.get()
+    assert record.status == "failed" and record.retry_at is not None
+    assert "could not queue the retry of the welcome mail" in caplog.text
+    assert f"user {user.pk} failed (attempt 1 of 4); due again at" in caplog.text
 
 
 def test_task_backend_that_cannot_queue_fails_nothing(caplog):
@@ -122,9 +150,123 @@ def test_task_backend_that_cannot_queue_fails_nothing(caplog):
     assert error.hint.startswith("Use one of: 'default', 'queued'; or None")
     assert User.objects.filter(pk=user.pk).exists() and mail.outbox == []
     assert f"could not queue the welcome mail for user {user.pk}" in caplog.text
-    # Not forgotten: once it is stale, the retry command sends it.
+    # Not forgotten: kept as pending, which the retry command sends.
     record = WelcomeMail.objects.get(user_pk=str(user.pk))
     assert record.status == "pending"
-    WelcomeMail.objects.update(updated_at=timezone.now() - timedelta(hours=1))
     call_command("signalhooks", "welcome", "--retry", stdout=StringIO())
     assert len(mail.outbox) == 1
+
+
+# -- a real db_worker process and a real SMTP server process --------------------------
+
+
+@pytest.fixture
+def smtp(tmp_path):
+    """An SMTP server process (not started yet: ``smtp.start()``), killed after the test."""
+    server = SMTPServer(tmp_path / "smtp")
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def workers():
+    """Start ``db_worker`` processes: ``workers(smtp_port, **SIGNALHOOKS)``; killed after."""
+    started = []
+
+    def start(smtp_port, **signalhooks):
+        started.append(Worker(smtp_port, signalhooks).start())
+        return started[-1]
+
+    yield start
+    for worker in started:
+        worker.kill()
+
+
+def retry(**signalhooks):
+    """Run ``manage.py signalhooks welcome --retry`` here; return its output lines."""
+    out = StringIO()
+    with override_settings(SIGNALHOOKS=signalhooks):
+        call_command("signalhooks", "welcome", "--retry", stdout=out)
+    return out.getvalue().splitlines()
+
+
+def register(name):
+    with override_settings(SIGNALHOOKS=QUEUED):
+        return User.objects.create_user(name, f"{name}@example.com")
+
+
+def test_task_worker_killed_mid_send_is_resent_once(smtp, workers):
+    smtp.start()
+    smtp.stall("data")
+    worker = workers(smtp.port)
+    user = register("ada")
+    smtp.wait_until_stalled()
+    record = wait_for_status(user.pk, "sending")
+    worker.kill()  # kill -9 while it waits for the reply to DATA
+    smtp.release()
+    assert DBTaskResult.objects.get().status == "RUNNING"  # lost with its worker
+    assert smtp.delivered() == []
+    assert record.claimed_at is not None
+    with sending_to(smtp.port):
+        # Younger than WELCOME_MAIL_CLAIM_TIMEOUT (600 s): it could be a live worker.
+        assert retry() == ["welcome mails: sending=1"]
+        assert retry(WELCOME_MAIL_CLAIM_TIMEOUT=0) == [
+            f"user {user.pk}: sent",
+            "welcome mails: sent=1",
+        ]
+        assert retry(WELCOME_MAIL_CLAIM_TIMEOUT=0) == ["welcome mails: sent=1"]
+    [delivered] = smtp.delivered()
+    assert delivered["To"] == "ada@example.com"
+    assert WelcomeMail.objects.get().attempts == 2
+
+
+def test_task_next_welcome_task_resends_a_mail_whose_worker_died(smtp, workers):
+    smtp.start()
+    smtp.stall("data")
+    worker = workers(smtp.port, WELCOME_MAIL_CLAIM_TIMEOUT=1)
+    ada = register("ada")
+    smtp.wait_until_stalled()
+    worker.kill()
+    smtp.release()
+    time.sleep(1.1)  # ada's claim is older than the timeout now
+    workers(smtp.port, WELCOME_MAIL_CLAIM_TIMEOUT=1)
+    bob = register("bob")
+    # Nobody ran a command: bob's task took ada's lost mail up after its own.
+    assert wait_for_status(bob.pk, "sent").attempts == 1
+    assert wait_for_status(ada.pk, "sent").attempts == 2
+    assert sorted(m["To"] for m in smtp.delivered()) == ["ada@example.com", "bob@example.com"]
+
+
+def test_task_resend_after_a_lost_reply_has_the_same_message_id(smtp, workers):
+    """At least once: a worker killed after the server took the mail sends it again."""
+    smtp.start()
+    smtp.stall("reply")
+    worker = workers(smtp.port)
+    user = register("ada")
+    smtp.wait_until_stalled()
+    worker.kill()
+    smtp.release()
+    assert len(smtp.delivered()) == 1  # accepted, but the worker never heard so
+    with sending_to(smtp.port):
+        assert retry(WELCOME_MAIL_CLAIM_TIMEOUT=0)[0] == f"user {user.pk}: sent"
+    first, second = smtp.delivered()
+    assert first["Message-ID"] == second["Message-ID"]
+    assert first["Message-ID"] == message_id(WelcomeMail.objects.get(), "site@example.com")
+
+
+def test_task_failed_send_retries_itself_later(smtp, workers):
+    workers(smtp.port, WELCOME_MAIL_RETRY_DELAY=2)  # no SMTP server yet
+    user = register("ada")
+    record = wait_for_status(user.pk, "failed")
+    assert record.attempts == 1 and record.last_error.startswith("ConnectionRefusedError")
+    # The task queued its own retry, deferred to the backoff's due time.
+    first, later = DBTaskResult.objects.order_by("enqueued_at")[:2]
+    assert later.args_kwargs == {"args": [str(user.pk)], "kwargs": {}}
+    assert later.run_after == record.retry_at
+    smtp.start()
+    # Attempt 2 after 2 s, 3 after 4 more: whichever found the server up sent it, once.
+    assert wait_for_status(user.pk, "sent").attempts in (2, 3)
+    [delivered] = smtp.delivered()
+    assert delivered["To"] == "ada@example.com"
+    first.refresh_from_db()
+    assert first.return_value == "failed"

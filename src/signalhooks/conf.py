@@ -34,8 +34,18 @@ DEFAULTS: dict[str, Any] = {
     "WELCOME_MAIL_FROM": None,
     # Django 6.1+ ``MAILERS`` alias for the welcome mail; ``None`` means the default.
     "MAILER": None,
-    # Site name shown in the welcome mail; ``None`` means the current Site or "our site".
+    # Site name shown in the welcome mail; ``None`` means the current Site's, else none.
     "SITE_NAME": None,
+    # Scheme and host of links in mails ("https://example.com"); ``None`` means
+    # "https://" + the current Site's domain, else links without a host.
+    "SITE_URL": None,
+    # Seconds after which a claimed, unfinished welcome mail counts as lost with its
+    # worker and is sent again; 0 means any claim (only when no worker can be sending).
+    "WELCOME_MAIL_CLAIM_TIMEOUT": 600,
+    # Sends of one welcome mail before it stays failed (the first one included).
+    "WELCOME_MAIL_MAX_ATTEMPTS": 4,
+    # Seconds before the first automatic retry of a failed welcome mail; doubled each time.
+    "WELCOME_MAIL_RETRY_DELAY": 300,
     # Tasks backend alias (django.tasks / django-tasks) that sends the welcome mail;
     # ``None`` sends it right after commit, without a task.
     "TASK_BACKEND": "default",

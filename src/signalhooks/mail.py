@@ -1,25 +1,38 @@
-"""The welcome mail: render it, send it once per user, record how that went."""
+"""The welcome mail: render it, send it once per user, record how that went.
+
+Each user has one :class:`~signalhooks.models.WelcomeMail` row. A send *claims* it
+first (an INSERT, or a conditional UPDATE of a row that is due), so two workers,
+a repeated signal or a retried task never send a mail that went out already. A
+claim is dated: one older than ``WELCOME_MAIL_CLAIM_TIMEOUT`` without an outcome
+was lost with its worker and may be claimed again. Delivery is at least once: a
+worker killed after the mail server accepted the mail, but before the row says
+``sent``, leaves a claim that is sent again; the stable ``Message-ID`` lets mail
+servers and clients recognise the second copy.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
-from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.checks import CheckMessage, Error
-from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist
+from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
+from django.core.validators import validate_email
 from django.db import IntegrityError, router, transaction
 from django.db.models import F, Model, Q
-from django.template import TemplateDoesNotExist, TemplateSyntaxError
-from django.template.loader import get_template, render_to_string
+from django.template import Context, TemplateDoesNotExist, TemplateSyntaxError
+from django.template.backends.django import Template as DjangoTemplate
+from django.template.loader import get_template
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
+from .activation import activation_url, current_site
 from .conf import conf
 from .models import WelcomeMail
 from .users import email_field_name
@@ -30,22 +43,15 @@ SUBJECT_TEMPLATE = "signalhooks/welcome_subject.txt"
 TEXT_TEMPLATE = "signalhooks/welcome.txt"
 HTML_TEMPLATE = "signalhooks/welcome.html"
 
-#: A mail claimed for sending (or queued) this long ago without an outcome was lost
-#: with its process or task: ``manage.py signalhooks welcome --retry`` takes it up.
-STALE_AFTER = timedelta(minutes=15)
-
 _Status = WelcomeMail.Status
 
 
 def site_name() -> str:
-    """Return ``SIGNALHOOKS["SITE_NAME"]``, else the current Site's name, else "our site"."""
+    """Return ``SIGNALHOOKS["SITE_NAME"]``, else the current Site's name, else ""."""
     if conf.SITE_NAME:
         return str(conf.SITE_NAME)
-    try:
-        site = apps.get_model("sites", "Site")
-        return str(site.objects.get_current().name)
-    except (LookupError, ObjectDoesNotExist, ImproperlyConfigured):
-        return "our site"  # sites not installed, no Site row, or no SITE_ID
+    site = current_site()
+    return str(site.name) if site is not None else ""
 
 
 def email_address(user: Model) -> str:
@@ -53,15 +59,41 @@ def email_address(user: Model) -> str:
     return str(getattr(user, email_field_name(type(user)), "") or "")
 
 
-def render(user: Model) -> EmailMultiAlternatives:
-    """Return the welcome mail of ``user``: a text body with an HTML alternative."""
-    context = {"user": user, "site_name": site_name()}
+def _render_text(name: str, context: dict[str, Any]) -> str:
+    """Render a plain-text template with autoescape off: text is not HTML.
+
+    The welcome templates are Django templates (the app's, or a project's override).
+    """
+    template = cast(DjangoTemplate, get_template(name))
+    return template.template.render(Context(context, autoescape=False))
+
+
+def message_id(record: WelcomeMail, sender: str) -> str:
+    """Return the ``Message-ID`` of the welcome mail ``record``: the same for every resend.
+
+    Keyed on the row (one per registration) and SECRET_KEY, so two sites sending from
+    one domain, or a new user who got a deleted user's pk, never share one.
+    """
+    digest = salted_hmac(
+        "signalhooks.welcome.message-id", f"{record.pk}:{record.user_pk}", algorithm="sha256"
+    )
+    domain = sender.rpartition("@")[2].strip("<> ") or "localhost"
+    return f"<welcome.{digest.hexdigest()[:24]}@{domain}>"
+
+
+def render(user: Model, record: WelcomeMail | None = None) -> EmailMultiAlternatives:
+    """Return the welcome mail of ``user``: a text body with an HTML alternative.
+
+    With its delivery ``record``, the mail carries that record's stable ``Message-ID``.
+    """
+    context = {"user": user, "site_name": site_name(), "activation_url": activation_url(user)}
     # One line whatever the template or the user's name holds (no header injection).
-    subject = " ".join(render_to_string(SUBJECT_TEMPLATE, context).split())
-    text = render_to_string(TEXT_TEMPLATE, context)
-    html = render_to_string(HTML_TEMPLATE, context)
+    subject = " ".join(_render_text(SUBJECT_TEMPLATE, context).split())
+    text = _render_text(TEXT_TEMPLATE, context)
+    html = get_template(HTML_TEMPLATE).render(context)
     sender = conf.WELCOME_MAIL_FROM or settings.DEFAULT_FROM_EMAIL
-    message = EmailMultiAlternatives(subject, text, sender, [email_address(user)])
+    headers = {"Message-ID": message_id(record, sender)} if record is not None else {}
+    message = EmailMultiAlternatives(subject, text, sender, [email_address(user)], headers=headers)
     message.attach_alternative(html, "text/html")
     return message
 
@@ -76,81 +108,170 @@ def _deliver(message: EmailMultiAlternatives) -> None:
 
 
 def schedule_welcome(user_pk: Any) -> None:
-    """Record the welcome mail of ``user_pk`` as pending and queue it after commit.
+    """Queue the welcome mail of ``user_pk`` after the current transaction commits.
 
-    This is all the request path pays: one INSERT here, and the enqueue (with a
-    queued task backend, one more INSERT); rendering and sending happen in the task.
+    This is all the request path pays: with a queued task backend, the enqueue (one
+    INSERT with a database backend); the delivery row, rendering and sending happen
+    in the task.
     """
     from .tasks import enqueue_welcome
 
+    transaction.on_commit(partial(enqueue_welcome, user_pk), using=router.db_for_write(WelcomeMail))
+
+
+def keep_pending(user_pk: Any) -> None:
+    """Record the welcome mail of ``user_pk`` as pending, for ``welcome --retry``."""
+    _insert(WelcomeMail(user_pk=str(user_pk)))
+
+
+def _insert(record: WelcomeMail) -> bool:
+    """INSERT ``record``; return ``False`` if the user has a row already."""
     using = router.db_for_write(WelcomeMail)
-    record = WelcomeMail(user_pk=str(user_pk))
-    if transaction.get_connection(using).in_atomic_block:
-        # A failed INSERT would break the caller's transaction: skip a conflict instead.
-        WelcomeMail.objects.using(using).bulk_create([record], ignore_conflicts=True)
-    else:
-        # The usual case, after the commit: one INSERT (bulk_create would add BEGIN and
-        # COMMIT around it). A row already there means the mail is under way or done.
-        with contextlib.suppress(IntegrityError):
+    # Inside a transaction a failed INSERT would break it: take a savepoint then only.
+    savepoint = (
+        transaction.atomic(using=using)
+        if transaction.get_connection(using).in_atomic_block
+        else contextlib.nullcontext()
+    )
+    try:
+        with savepoint:
             record.save(using=using, force_insert=True)
-    transaction.on_commit(partial(enqueue_welcome, user_pk), using=using)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _lost(now: datetime) -> Q:
+    """Rows claimed longer than ``WELCOME_MAIL_CLAIM_TIMEOUT`` ago without an outcome."""
+    timeout = timedelta(seconds=conf.WELCOME_MAIL_CLAIM_TIMEOUT)
+    return Q(status=_Status.SENDING, claimed_at__lte=now - timeout)
+
+
+def _claimable(now: datetime) -> Q:
+    """Rows a send may take: waiting, failed, or claimed and lost."""
+    return Q(status__in=[_Status.PENDING, _Status.FAILED]) | _lost(now)
+
+
+def _claim(key: str) -> WelcomeMail | str:
+    """Claim the row of user ``key`` for one send; return it, or the status that forbids it."""
+    now = timezone.now()
+    record = WelcomeMail(user_pk=key, status=_Status.SENDING, attempts=1, claimed_at=now)
+    if _insert(record):
+        return record
+    mails = WelcomeMail.objects.filter(user_pk=key)
+    claimed = mails.filter(_claimable(now)).update(
+        status=_Status.SENDING,
+        attempts=F("attempts") + 1,
+        claimed_at=now,
+        retry_at=None,
+        updated_at=now,
+    )
+    if not claimed:
+        return str(mails.values_list("status", flat=True).get())
+    return mails.get()
 
 
 def send_welcome(user_pk: Any) -> str:
     """Send the welcome mail of one user unless it went out already; return the status.
 
-    Safe to call any number of times, concurrently too: the row is claimed with a
-    conditional UPDATE, so a repeated signal or a retried task never sends a second
-    mail. A failing mail server is logged and recorded, never raised.
+    Safe to call any number of times, concurrently too (see the module docstring). A
+    failing mail server is logged and recorded, never raised; a failed send is retried
+    automatically (:func:`signalhooks.tasks.retry_later`) until
+    ``WELCOME_MAIL_MAX_ATTEMPTS`` sends were made.
     """
     key = str(user_pk)
-    mails = WelcomeMail.objects.filter(user_pk=key)
-    WelcomeMail.objects.bulk_create([WelcomeMail(user_pk=key)], ignore_conflicts=True)
-    now = timezone.now()
-    claimable = Q(status__in=[_Status.PENDING, _Status.FAILED]) | Q(
-        status=_Status.SENDING, updated_at__lt=now - STALE_AFTER
-    )
-    if not mails.filter(claimable).update(
-        status=_Status.SENDING, attempts=F("attempts") + 1, updated_at=now
-    ):
-        return str(mails.values_list("status", flat=True).get())
+    record = _claim(key)
+    if isinstance(record, str):
+        return record
     user = get_user_model()._default_manager.filter(pk=user_pk).first()
     if user is None:
         logger.info("signalhooks: no welcome mail for user %s: the user no longer exists", key)
-        return _finish(mails, _Status.SKIPPED, "no such user")
-    if not email_address(user):
+        _finish(record, _Status.SKIPPED, "no such user")
+        return _Status.SKIPPED.value
+    address = email_address(user)
+    if not address:
         logger.info("signalhooks: no welcome mail for user %s: no email address", key)
-        return _finish(mails, _Status.SKIPPED, "no email address")
+        _finish(record, _Status.SKIPPED, "no email address")
+        return _Status.SKIPPED.value
     try:
-        _deliver(render(user))
+        # An address set through the ORM is not validated: a comma would mail a second
+        # address, a line break would be refused by Django at every attempt.
+        validate_email(address)
+    except ValidationError as error:
+        reason = f"invalid email address {address!r}: {' '.join(error.messages)}"
+        logger.warning("signalhooks: no welcome mail for user %s: %s", key, reason)
+        _finish(record, _Status.SKIPPED, reason)
+        return _Status.SKIPPED.value
+    try:
+        _deliver(render(user, record))
     except Exception as error:
-        logger.exception(
-            "signalhooks: the welcome mail for user %s failed; "
-            "`manage.py signalhooks welcome --retry` sends it again",
-            key,
-        )
-        return _finish(mails, _Status.FAILED, f"{type(error).__name__}: {error}")
-    return _finish(mails, _Status.SENT, "")
+        return _failed(record, error)
+    _finish(record, _Status.SENT, "")
+    return _Status.SENT.value
 
 
-def _finish(mails: Any, status: str, error: str) -> str:
-    mails.update(status=status, last_error=error, updated_at=timezone.now())
-    return status
+def _failed(record: WelcomeMail, error: Exception) -> str:
+    from .tasks import retry_later
+
+    attempts, limit = record.attempts, conf.WELCOME_MAIL_MAX_ATTEMPTS
+    retry_at = None
+    if attempts < limit:
+        delay = conf.WELCOME_MAIL_RETRY_DELAY * 2 ** (attempts - 1)
+        retry_at = timezone.now() + timedelta(seconds=delay)
+    if not _finish(record, _Status.FAILED, f"{type(error).__name__}: {error}", retry_at):
+        next_step = "another send has taken it over"
+    elif retry_at is None:
+        next_step = "out of attempts; `manage.py signalhooks welcome --retry --all` sends it"
+    else:
+        how = "retried automatically" if retry_later(record.user_pk, retry_at) else "due again"
+        next_step = f"{how} at {retry_at:%Y-%m-%d %H:%M:%S %Z}"
+    logger.error(
+        "signalhooks: the welcome mail for user %s failed (attempt %d of %d); %s",
+        record.user_pk,
+        attempts,
+        limit,
+        next_step,
+        exc_info=error,
+    )
+    return _Status.FAILED.value
 
 
-def retry_failed() -> dict[str, str]:
-    """Send the welcome mails that failed or got lost; return ``{user pk: status}``.
+def _finish(record: WelcomeMail, status: str, error: str, retry_at: datetime | None = None) -> bool:
+    """Record the outcome of the send that claimed ``record``; ``False`` if it lost the claim.
 
-    Lost means pending or sending for longer than :data:`STALE_AFTER`: the task or
-    the process that had it died. A mail that goes out twice cannot happen: each
-    send claims its row first.
+    A send that was taken over after the claim timeout must not write its outcome over
+    the one of the send that took over (a late "failed" would mail the user again).
     """
-    stale = timezone.now() - STALE_AFTER
-    due = WelcomeMail.objects.filter(
-        Q(status=_Status.FAILED)
-        | Q(status__in=[_Status.PENDING, _Status.SENDING], updated_at__lt=stale)
-    ).order_by("pk")
-    return {pk: send_welcome(pk) for pk in list(due.values_list("user_pk", flat=True))}
+    return bool(
+        WelcomeMail.objects.filter(pk=record.pk, claimed_at=record.claimed_at).update(
+            status=status, last_error=error, retry_at=retry_at, updated_at=timezone.now()
+        )
+    )
+
+
+def due(*, everything: bool = False) -> Q:
+    """Return the rows a retry sends: never queued, failed and due, or claimed and lost.
+
+    ``everything`` adds the failed mails whose next attempt is not due yet and those out
+    of attempts.
+    """
+    now = timezone.now()
+    failed = Q(status=_Status.FAILED)
+    if not everything:
+        failed &= Q(retry_at__lte=now)
+    return Q(status=_Status.PENDING) | failed | _lost(now)
+
+
+def retry_due(*, everything: bool = False, limit: int | None = None) -> dict[str, str]:
+    """Send the welcome mails that are due (see :func:`due`); return ``{user pk: status}``."""
+    rows = WelcomeMail.objects.filter(due(everything=everything)).order_by("pk")
+    keys = list(rows.values_list("user_pk", flat=True)[:limit])
+    return {key: send_welcome(key) for key in keys}
+
+
+def forget_welcome(user_pk: Any) -> None:
+    """Delete the delivery row of a deleted user: a new user given its pk gets a mail."""
+    WelcomeMail.objects.filter(user_pk=str(user_pk)).delete()
 
 
 def check_welcome_mail() -> list[CheckMessage]:

@@ -22,6 +22,12 @@ class WelcomeMail(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # When the latest send started: a claim older than WELCOME_MAIL_CLAIM_TIMEOUT
+    # without an outcome was lost with its worker. Also identifies the claim, so a
+    # send that was taken over never records its outcome over its successor's.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # When a failed mail is due again; ``None`` once it is out of attempts.
+    retry_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "welcome mail"

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import importlib
 import logging
+from datetime import datetime
 from typing import Any
 
 from django.core.checks import CheckMessage, Error
 
 from .conf import conf
-from .mail import send_welcome
+from .mail import keep_pending, retry_due, send_welcome
 
 logger = logging.getLogger("signalhooks")
 
@@ -31,23 +32,44 @@ def _framework() -> Any:
 
 framework = _framework()
 
+#: How many other due mails (failed and due, lost claims) a task on a queued backend
+#: sends after its own: the automatic retry of mails whose worker died.
+SWEEP = 10
+
 if framework is not None:  # pragma: no branch - the test dependencies provide one
 
-    @framework.task  # type: ignore[untyped-decorator]
-    def send_welcome_mail(user_pk: str) -> str:
-        """Send the welcome mail of the user with primary key ``user_pk`` (as text)."""
-        return send_welcome(user_pk)
+    @framework.task(takes_context=True)  # type: ignore[untyped-decorator]
+    def send_welcome_mail(context: Any, user_pk: str) -> str:
+        """Send the welcome mail of the user with primary key ``user_pk`` (as text).
+
+        On a backend that runs tasks in a worker, also send up to :data:`SWEEP` other
+        mails that are due: a mail whose worker was killed mid-send is taken up by the
+        next welcome task once its claim is older than ``WELCOME_MAIL_CLAIM_TIMEOUT``.
+        """
+        status = send_welcome(user_pk)
+        if _can_defer(context.task_result.backend):
+            retry_due(limit=SWEEP)
+        return status
 
 else:  # pragma: no cover - neither django.tasks nor django-tasks is installed
     send_welcome_mail = None
+
+
+def _can_defer(alias: str | None) -> bool:
+    """Tell whether the tasks backend ``alias`` runs tasks later (``run_after``)."""
+    return (
+        framework is not None
+        and alias is not None
+        and bool(framework.task_backends[alias].supports_defer)
+    )
 
 
 def enqueue_welcome(user_pk: Any) -> None:
     """Queue the welcome mail on ``SIGNALHOOKS["TASK_BACKEND"]``, or send it now.
 
     Runs in an on_commit callback: a backend that cannot take the task is logged and
-    the mail stays pending for ``manage.py signalhooks welcome --retry``, rather than
-    failing a request whose user is already committed.
+    the mail recorded as pending for ``manage.py signalhooks welcome --retry``, rather
+    than failing a request whose user is already committed.
     """
     try:
         if send_welcome_mail is None or conf.TASK_BACKEND is None:
@@ -56,10 +78,27 @@ def enqueue_welcome(user_pk: Any) -> None:
             send_welcome_mail.using(backend=conf.TASK_BACKEND).enqueue(str(user_pk))
     except Exception:
         logger.exception(
-            "signalhooks: could not queue the welcome mail for user %s; it stays pending "
-            "and `manage.py signalhooks welcome --retry` sends it",
+            "signalhooks: could not queue the welcome mail for user %s; it is kept as "
+            "pending and `manage.py signalhooks welcome --retry` sends it",
             user_pk,
         )
+        keep_pending(user_pk)
+
+
+def retry_later(user_pk: str, when: datetime) -> bool:
+    """Queue the welcome mail of ``user_pk`` to run at ``when``; ``False`` if no backend can.
+
+    Only a backend that defers (``run_after``) can; with the immediate backend or none,
+    ``manage.py signalhooks welcome --retry`` run from a scheduler sends it when due.
+    """
+    try:
+        if not _can_defer(conf.TASK_BACKEND):
+            return False
+        send_welcome_mail.using(backend=conf.TASK_BACKEND, run_after=when).enqueue(user_pk)
+    except Exception:
+        logger.exception("signalhooks: could not queue the retry of the welcome mail")
+        return False
+    return True
 
 
 def check_task_backend() -> list[CheckMessage]:

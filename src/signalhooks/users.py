@@ -112,11 +112,15 @@ def _announce(registration: _Registration) -> None:
     if registration.sent:
         return  # an earlier source of this transaction sent it
     registration.sent = True
-    with _lock:
-        _announced.pop(registration.key, None)
-        _announced[registration.key] = None
-        while len(_announced) > _ANNOUNCED_LIMIT:
-            _announced.popitem(last=False)
+    # Remembered only once committed. Callbacks run inside an atomic block come from
+    # TestCase's captureOnCommitCallbacks, whose transaction is rolled back: a new
+    # user may get the same pk there (SQLite) and must be announced.
+    if not transaction.get_connection(registration.key[0]).in_atomic_block:
+        with _lock:
+            _announced.pop(registration.key, None)
+            _announced[registration.key] = None
+            while len(_announced) > _ANNOUNCED_LIMIT:
+                _announced.popitem(last=False)
     user = registration.user
     granted = [
         f"{name}=True" for name in ("is_staff", "is_superuser") if getattr(user, name, False)
@@ -158,7 +162,11 @@ def _on_saved(
 def _announce_update(user: Model, changes: dict[str, tuple[Any, Any]]) -> None:
     label = user._meta.label
     for name, (old, new) in changes.items():
-        if name in PRIVILEGES:
+        if name in MEMBERSHIPS:
+            for verb, pks in (("removed", old), ("added", new)):
+                if pks:
+                    audit.info("user %s (%s): %s %s %r", user.pk, label, name, verb, pks)
+        elif name in PRIVILEGES:
             audit.info("user %s (%s): %s changed from %r to %r", user.pk, label, name, old, new)
         elif name == "password":  # the values are redacted; say only that it changed
             audit.info("user %s (%s): password changed", user.pk, label)
@@ -168,10 +176,12 @@ def _announce_update(user: Model, changes: dict[str, tuple[Any, Any]]) -> None:
 def _on_deleted(*, instance: Model, using: str, **kwargs: Any) -> None:
     # Django sets the pk of a deleted instance to None once every post_delete ran:
     # receivers get a copy that keeps it.
-    transaction.on_commit(partial(_announce_deleted, copy.copy(instance)), using=using)
+    transaction.on_commit(partial(_announce_deleted, copy.copy(instance), using), using=using)
 
 
-def _announce_deleted(user: Model) -> None:
+def _announce_deleted(user: Model, using: str) -> None:
+    with _lock:  # its pk may be given to a new user, who must be announced
+        _announced.pop(_key(user, using), None)
     audit.info("user %s (%s) deleted", user.pk, user._meta.label)
     _send(user_deleted, user)
 
@@ -185,17 +195,15 @@ class _Membership:
     user_column: str
     target_column: str
 
-    def links(self, using: str, users: Iterable[Any]) -> dict[Any, list[Any]]:
-        """Return ``{user pk: sorted target pks}`` for ``users`` (one query)."""
-        found: dict[Any, list[Any]] = {pk: [] for pk in users}
-        rows = (
-            self.through._default_manager.db_manager(using)
-            .filter(**{f"{self.user_column}__in": list(found)})
-            .values_list(self.user_column, self.target_column)
+    def linked(self, using: str, instance: Model, reverse: bool) -> list[Any]:
+        """Return the pks linked to ``instance`` now (targets, or users if ``reverse``)."""
+        mine, theirs = (
+            (self.target_column, self.user_column)
+            if reverse
+            else (self.user_column, self.target_column)
         )
-        for user_pk, target_pk in rows:
-            found[user_pk].append(target_pk)
-        return {pk: sorted(targets) for pk, targets in found.items()}
+        rows = self.through._default_manager.db_manager(using).filter(**{mine: instance.pk})
+        return list(rows.values_list(theirs, flat=True))
 
 
 def _on_membership(
@@ -210,8 +218,9 @@ def _on_membership(
 ) -> None:
     """Turn a group or permission change of users, from either side, into ``user_updated``.
 
-    The links of the users concerned are read before and after the change (two
-    queries), so adding a present link or removing an absent one reports nothing.
+    ``changes`` holds ``(removed pks, added pks)``, taken from Django's ``pk_set``: no
+    query for ``add()`` (Django has dropped the links that exist), ``remove()`` and
+    ``set()``. Only ``clear()`` names no pks: the links are read before it.
     """
     membership = _memberships.get(sender)
     if membership is None:
@@ -221,35 +230,30 @@ def _on_membership(
     # this hook for it; Django 5.2 does not, but the user was just saved raw.
     if not reverse and d.get(_RAW):  # pragma: no cover - only Django 5.2 gets here
         return
-    stash = f"_signalhooks_{membership.name}_before"
-    if action.startswith("pre_"):
-        if reverse:  # instance is a Group or Permission; pk_set holds users
-            if pk_set is None:  # clear(): the users linked now
-                users: Iterable[Any] = (
-                    membership.through._default_manager.db_manager(using)
-                    .filter(**{membership.target_column: instance.pk})
-                    .values_list(membership.user_column, flat=True)
-                )
-            else:
-                users = pk_set
-        else:
-            users = [instance.pk]
-        d[stash] = membership.links(using, users)
+    stash = f"_signalhooks_{membership.name}_cleared"
+    if action == "pre_clear":
+        d[stash] = membership.linked(using, instance, reverse)
         return
-    # (A post_* signal without its pre_*, sent by hand, finds no users: nothing to say.)
-    before: dict[Any, list[Any]] = d.pop(stash, {})
-    after = membership.links(using, before)
-    changed = {pk: (old, after[pk]) for pk, old in before.items() if old != after[pk]}
-    if not changed:
-        return
-    if reverse:
-        user_model = _user_model()
-        by_pk = user_model._default_manager.db_manager(using).in_bulk(list(changed))
+    if action == "post_clear":
+        pks: Iterable[Any] = d.pop(stash, ())
+    elif action in ("post_add", "post_remove"):
+        pks = pk_set or ()
     else:
-        by_pk = {instance.pk: instance}
-    for pk in sorted(changed):
+        return  # pre_add, pre_remove: post_* reports what happened
+    pks = sorted(pks)
+    if not pks:
+        return
+    added = action == "post_add"
+    if reverse:  # instance is a Group or Permission; pks are users
+        user_model = _user_model()
+        users = user_model._default_manager.db_manager(using).in_bulk(pks)
+        change = ([], [instance.pk]) if added else ([instance.pk], [])
+        updates = [(users[pk], change) for pk in pks if pk in users]
+    else:
+        updates = [(instance, ([], pks) if added else (pks, []))]
+    for user, change in updates:
         transaction.on_commit(
-            partial(_announce_update, by_pk[pk], {membership.name: changed[pk]}), using=using
+            partial(_announce_update, user, {membership.name: change}), using=using
         )
 
 
@@ -289,6 +293,13 @@ def _welcome(*, user: Model, **kwargs: Any) -> None:
         from .mail import schedule_welcome
 
         schedule_welcome(user.pk)
+
+
+def _forget_welcome(*, user: Model, **kwargs: Any) -> None:
+    if conf.WELCOME_MAIL:
+        from .mail import forget_welcome
+
+        forget_welcome(user.pk)
 
 
 def _check(model: type[Model]) -> list[CheckMessage]:
@@ -363,6 +374,7 @@ def install() -> None:
         )
     )
     user_registered.connect(_welcome, dispatch_uid="signalhooks.welcome_mail")
+    user_deleted.connect(_forget_welcome, dispatch_uid="signalhooks.welcome_mail")
     try:
         from django_registration.signals import user_registered as registration_signal
     except ImportError:  # pragma: no cover - django-registration is a test dependency

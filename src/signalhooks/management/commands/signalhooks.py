@@ -71,7 +71,15 @@ class Command(BaseCommand):
         )
         welcome_parser = actions.add_parser("welcome", help="Welcome mail delivery state.")
         welcome_parser.add_argument(
-            "--retry", action="store_true", help="Send the welcome mails that failed or got lost."
+            "--retry",
+            action="store_true",
+            help="Send the welcome mails that are due: failed and due again, never queued, "
+            "or claimed longer ago than WELCOME_MAIL_CLAIM_TIMEOUT.",
+        )
+        welcome_parser.add_argument(
+            "--all",
+            action="store_true",
+            help="With --retry: also the failed mails not due yet or out of attempts.",
         )
 
         for name, text in (
@@ -91,16 +99,16 @@ class Command(BaseCommand):
             self.recount(options["models"], using=options["database"])
             return
         if options["action"] == "welcome":
-            self.welcome(retry=options["retry"])
+            self.welcome(retry=options["retry"], everything=options["all"])
             return
         self.list_hooks(as_json=options["json"])
 
-    def welcome(self, *, retry: bool) -> None:
-        from signalhooks.mail import retry_failed
+    def welcome(self, *, retry: bool, everything: bool) -> None:
+        from signalhooks.mail import retry_due
         from signalhooks.models import WelcomeMail
 
         if retry:
-            for user_pk, status in retry_failed().items():
+            for user_pk, status in retry_due(everything=everything).items():
                 self.stdout.write(f"user {user_pk}: {status}")
         counts = Counter(WelcomeMail.objects.values_list("status", flat=True))
         summary = ", ".join(f"{status}={counts[status]}" for status in sorted(counts))
