@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -127,6 +128,8 @@ class Run:
             self.gunicorn.stop()
             self.redis.kill()
         self.report(checks)
+        for log in (self.gunicorn.log, self.worker.log):
+            shutil.copy(log, self.out / log.name)
         return 0 if all(c.passed for c in checks) else 1
 
     def set_up(self) -> None:

@@ -58,5 +58,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"signalhooks": {"handlers": ["console"], "level": "ERROR"}},
+    "loggers": {
+        "signalhooks": {"handlers": ["console"], "level": "ERROR"},
+        # Each 500's traceback, into gunicorn.log beside the report.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+    },
 }
