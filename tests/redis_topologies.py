@@ -7,7 +7,9 @@ processes die with the test process.
 
 from __future__ import annotations
 
+import random
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -126,3 +128,51 @@ class SentinelTopology(Processes):
         new = redis.Redis(host=self.primary()[0], port=self.primary()[1], socket_timeout=2)
         wait_for(lambda: new.info("replication")["role"] == "master", "the new primary")
         return self.primary()
+
+
+def cluster_port() -> int:
+    """Return a free port whose cluster bus port (10000 higher) is free too and below 65536."""
+    while True:
+        port = random.randint(20_000, 55_000)
+        try:
+            for candidate in (port, port + 10_000):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+
+
+class ClusterTopology(Processes):
+    """Three primaries (no replicas) sharing the 16384 slots, as ``redis-cli --cluster create``."""
+
+    def start(self) -> ClusterTopology:
+        self.ports = [cluster_port() for _ in range(3)]
+        for port in self.ports:
+            self.server(
+                port, "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
+                "--cluster-node-timeout", "2000",
+            )  # fmt: skip
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30,
+        )  # fmt: skip
+        self.nodes = [redis.Redis(port=p, socket_timeout=2) for p in self.ports]
+        wait_for(
+            lambda: all(n.cluster("info")["cluster_state"] == "ok" for n in self.nodes),
+            "the cluster agreeing on its slots",
+        )
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    def holding(self, key: str) -> int:
+        """Return the port of the primary whose slots hold ``key``."""
+        slot = self.nodes[0].cluster("keyslot", key)
+        for start, end, primary, *_ in self.nodes[0].cluster("slots"):
+            if start <= slot <= end:
+                return int(primary[1])
+        raise LookupError(key)  # pragma: no cover - every slot is served once the state is ok
