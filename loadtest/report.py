@@ -114,9 +114,11 @@ def svg(recorder: Recorder, width: int = 960, height: int = 360) -> str:
             f'height="{height - top - bottom}" fill="#e45756" opacity="0.15"/>'
         )
         # Staggered: neighbouring windows' labels would overlap.
+        # Near the right edge a label ends at its window instead of starting there.
+        anchor, at = ("end", x(end) - 2) if x(start) > width * 0.7 else ("start", x(start) + 2)
         out.append(
-            f'<text x="{x(start) + 2:.1f}" y="{top + 12 + 13 * (i % 3)}" fill="#a00">'
-            f"{escape(name)}</text>"
+            f'<text x="{at:.1f}" y="{top + 12 + 13 * (i % 3)}" fill="#a00" '
+            f'text-anchor="{anchor}">{escape(name)}</text>'
         )
     for ms in (1, 10, 100, 1000, 10_000):
         out.append(

@@ -1,8 +1,10 @@
 """The welcome mail through a real queue besides the database: django-tasks-rq and RQ.
 
-A throwaway ``redis-server`` holds the queue; django-rq's own ``rqworker`` command
-(with RQ's ``SimpleWorker``, which runs jobs in its own process instead of a fork, so
-the test database is the worker's too) takes the job from Redis and sends the mail.
+django-tasks-rq is a backend of the django-tasks backport (which it installs); on
+Django 6 ``django.tasks`` drives it just the same. A throwaway ``redis-server`` holds
+the queue; django-rq's own ``rqworker`` command (with RQ's ``SimpleWorker``, which runs
+jobs in its own process instead of a fork, so the test database is the worker's too)
+takes the job from Redis and sends the mail.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import importlib.util
 import logging
 import os
 
-import django
 import pytest
 from django.contrib.auth.models import User
 from django.core import mail
@@ -19,16 +20,11 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from signalhooks.models import WelcomeMail
+from signalhooks.tasks import framework
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-if django.VERSION >= (6, 0):
-    pytest.skip(
-        "django-tasks-rq 0.12 is a backend of the django-tasks backport (Django 5.2); "
-        "on Django 6 signalhooks queues through django.tasks, which it does not implement",
-        allow_module_level=True,
-    )
 if importlib.util.find_spec("django_tasks_rq") is None and not os.environ.get("CI"):
     # Under CI the test dependencies include it: the import below fails instead.
     pytest.skip("pip install django-tasks-rq to run the RQ tests", allow_module_level=True)
@@ -51,7 +47,7 @@ def queue_redis():
 def rq_backend(queue_redis):
     """Send the welcome mail through django-tasks-rq on the throwaway Redis."""
     tasks = {
-        "default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"},
+        "default": {"BACKEND": f"{framework.__name__}.backends.immediate.ImmediateBackend"},
         "rq": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": [QUEUE]},
     }
     with override_settings(
