@@ -5,13 +5,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 PORT ?= 8000
 
-.PHONY: help venv check-redis test lint bench demo clean
+.PHONY: help venv check-redis test lint bench demo clean loadtest loadtest-short
 
 help:
 	@echo "make test   - create .venv, install, run the whole suite (100% branch coverage)"
 	@echo "make lint   - ruff and mypy --strict"
 	@echo "make demo   - set up and serve the sample project on http://127.0.0.1:$(PORT)/"
 	@echo "make bench  - run the benchmark suite and write benchmarks/results/REPORT.md"
+	@echo "make loadtest - gunicorn + PostgreSQL + Redis under load and faults (loadtest/results/full)"
+	@echo "make loadtest-short - the same in under 3 minutes (CI)"
 	@echo "Variables: PYTHON=python3.12  DATABASE_URL=postgres://...  REDIS_URL=redis://..."
 
 $(STAMP): pyproject.toml
@@ -52,6 +54,20 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy src tests/typing_check.py
+
+# The load and fault test (loadtest/README.md): its own Redis and database
+# (LOADTEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/signalhooks_loadtest,
+# dropped and created afresh). Exit status 1 when a check fails.
+LOADTEST_STAMP := $(VENV)/.loadtest-installed
+$(LOADTEST_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[loadtest]'
+	@touch $@
+
+loadtest: $(LOADTEST_STAMP) check-redis
+	$(PY) -m loadtest.run --full
+
+loadtest-short: $(LOADTEST_STAMP) check-redis
+	$(PY) -m loadtest.run --short
 
 # The sample project (never run by `make test` or CI): migrate, seed and walk through
 # what each hook does, then serve. Redis at REDIS_URL (default redis://127.0.0.1:6379/0),

@@ -1,0 +1,108 @@
+"""Invalidations through django-redis' SentinelClient, across a real SENTINEL FAILOVER."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+from django.core.cache import caches
+
+from signalhooks import invalidate
+from tests.cacheapp.models import Entry
+from tests.redis_topologies import SentinelTopology, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(scope="module")
+def topology():
+    topology = SentinelTopology().start()
+    yield topology
+    topology.stop()
+
+
+@pytest.fixture
+def sentinel_cache(topology, settings):
+    settings.CACHES = {
+        **settings.CACHES,
+        "sentinel": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            # django-redis' Sentinel client: the host part is the name the sentinel watches.
+            "LOCATION": f"redis://{topology.name}/0",
+            "KEY_PREFIX": "sentinel-test",
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.SentinelClient",
+                "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+                "SENTINELS": [("127.0.0.1", topology.sentinel_port)],
+                "SOCKET_CONNECT_TIMEOUT": 1,
+                "SOCKET_TIMEOUT": 1,
+            },
+        },
+    }
+    yield caches["sentinel"]
+
+
+def on_primary(topology, cache, keys):
+    """Return which of ``keys`` (cache keys) the current primary still holds."""
+    host, port = topology.primary()
+    primary = redis.Redis(host=host, port=port)
+    return [key for key in keys if primary.exists(cache.make_key(key))]
+
+
+def test_sentinel_invalidation_deletes_on_the_primary(topology, sentinel_cache):
+    invalidate(Entry, keys=["entry:{pk}"], cache="sentinel")
+    entry = Entry.objects.create(title="a", slug="a")
+    sentinel_cache.set(f"entry:{entry.pk}", "cached")
+    assert on_primary(topology, sentinel_cache, [f"entry:{entry.pk}"]) == [f"entry:{entry.pk}"]
+    entry.save()
+    assert on_primary(topology, sentinel_cache, [f"entry:{entry.pk}"]) == []
+
+
+def test_sentinel_invalidations_after_a_failover_reach_the_new_primary(topology, sentinel_cache):
+    invalidate(Entry, keys=["entry:{pk}"], cache="sentinel")
+    first, second, third = (Entry.objects.create(title=n, slug=n) for n in "abc")
+    first.save()  # the client now holds a connection to the primary
+    old = topology.primary()
+    topology.start_failover()
+    host, port = topology.wait_promoted(old)
+    demoted = redis.Redis(host=old[0], port=old[1])
+    wait_for(lambda: demoted.info("replication")["role"] == "slave", "the old primary demoted")
+    new = redis.Redis(host=host, port=port)
+    keys = [f"entry:{e.pk}" for e in (second, third)]
+    new.mset({sentinel_cache.make_key(k): b"cached" for k in keys})
+    # The pooled connection still leads to the old primary, now a read-only replica:
+    # that flush fails (or redis-py reconnects); the next one carries it to the new primary.
+    second.save()
+    third.save()
+    assert on_primary(topology, sentinel_cache, keys) == []
+
+
+# Known to fail today: between the replica's promotion and the old primary's demotion
+# (the sentinel reconfigures it last), the old primary still acknowledges DELs, which
+# its resync from the new primary then discards. Nothing failed, so nothing is retried.
+# What fixes it is the epoch (issue 11): a primary that changed makes every value cached
+# before it unreachable. Not strict: an unlucky schedule may put no save in that window.
+@pytest.mark.xfail(reason="acknowledged DELs on the demoted primary are lost (needs the epoch)")
+def test_sentinel_failover_during_a_burst_of_saves_loses_no_invalidation(topology, sentinel_cache):
+    invalidate(Entry, keys=["entry:{pk}"], cache="sentinel")
+    entries = Entry.objects.bulk_create(Entry(title=f"e{i}", slug=f"e{i}") for i in range(3000))
+    keys = [f"entry:{e.pk}" for e in entries]
+    sentinel_cache.set_many(dict.fromkeys(keys, "cached"), timeout=None)
+    old = topology.primary()
+    saved, after_failover = [], 0
+    # Each entry is saved once, so a later save cannot hide an invalidation lost
+    # earlier; the burst goes on until well after the sentinel named a new primary.
+    for entry in entries:
+        if len(saved) == 20:
+            topology.start_failover()
+        entry.title = "changed"
+        entry.save()
+        saved.append(f"entry:{entry.pk}")
+        if topology.primary() != old:
+            after_failover += 1
+            if after_failover == 50:
+                break
+    assert after_failover == 50, "the failover did not finish during the burst"
+    topology.wait_promoted(old)
+    Entry.objects.create(title="one more", slug="one-more")  # a later flush retries failures
+    assert on_primary(topology, sentinel_cache, saved) == []
+    assert on_primary(topology, sentinel_cache, keys[len(saved) :]) == keys[len(saved) :]
