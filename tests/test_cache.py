@@ -20,6 +20,7 @@ from signalhooks.checks import check_hooks
 from signalhooks.invalidation import pending_retries
 from signalhooks.registry import registry
 from tests.cacheapp.models import Article, Category, Code, Entry, Note, Writer
+from tests.db_threads import close_thread_connections
 from tests.redis_counting import CountingConnection
 from tests.redis_server import RedisServer
 
@@ -426,7 +427,7 @@ def test_cached_value_computed_before_a_commit_is_never_served_after_it():
             assert computing.wait(10)
             Entry.objects.create(title="second", slug="b")
         finally:
-            connection.close()
+            close_thread_connections()
             committed.set()
 
     thread = threading.Thread(target=writer)
