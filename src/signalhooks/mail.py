@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from .conf import conf
 from .models import WelcomeMail
+from .observe import mail_queued, observers
 from .users import email_field_name
 
 logger = logging.getLogger("signalhooks")
@@ -94,6 +95,8 @@ def schedule_welcome(user_pk: Any) -> None:
         with contextlib.suppress(IntegrityError):
             record.save(using=using, force_insert=True)
     transaction.on_commit(partial(enqueue_welcome, user_pk), using=using)
+    if observers:
+        mail_queued(user_pk)
 
 
 def send_welcome(user_pk: Any) -> str:

@@ -47,6 +47,7 @@ from django.db.models.utils import make_model_tuple
 from django.utils import timezone
 
 from .hooks import _senders
+from .observe import counters_moved, observers
 from .registry import BulkChange, Event, Hook, ModelRef, registry
 from .tracking import STATE, find_field
 
@@ -200,6 +201,8 @@ class Plan:
 
     def update(self, using: str, groups: Mapping[Any, list[Any]]) -> None:
         """Write each group's change with one UPDATE (per ``BATCH`` parents)."""
+        if observers:
+            counters_moved(self.parent, groups)
         now = timezone.now()
         for change, keys in groups.items():
             for batch in _batches(keys):
