@@ -5,16 +5,17 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 PORT ?= 8000
 
-.PHONY: help venv check-redis test lint bench demo clean loadtest loadtest-short
+.PHONY: help venv check-redis chromium test screenshots lint bench demo clean loadtest loadtest-short
 
 help:
 	@echo "make test   - create .venv, install, run the whole suite (100% branch coverage)"
 	@echo "make lint   - ruff and mypy --strict"
+	@echo "make screenshots - retake docs/images/*.png with the browser test (needs Chromium)"
 	@echo "make demo   - set up and serve the sample project on http://127.0.0.1:$(PORT)/"
 	@echo "make bench  - run the benchmark suite and write benchmarks/results/REPORT.md"
 	@echo "make loadtest - gunicorn + PostgreSQL + Redis under load and faults (loadtest/results/full)"
 	@echo "make loadtest-short - the same in under 3 minutes (CI)"
-	@echo "Variables: PYTHON=python3.12  DATABASE_URL=postgres://...  REDIS_URL=redis://..."
+	@echo "Variables: PYTHON=python3.12  DATABASE_URL=postgres://...  REDIS_URL=redis://...  CHROMIUM=/path"
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: '$(PYTHON)' not found. Install Python 3.11+ or pass PYTHON=/path/to/python3." >&2; exit 2; }
@@ -34,13 +35,31 @@ check-redis:
 	  echo "error: the tests need Redis. Install a redis-server binary (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis)" >&2; \
 	  echo "       or point REDIS_URL at a Redis the suite may use (it only touches its own key prefix)." >&2; exit 2; fi
 
+# The browser test drives Chromium: CHROMIUM=/path, else the first one on PATH
+# (sample_project/tests/chromium.py), else Debian's package when we may install it (root
+# with apt-get). Without one the browser test alone is skipped and says how to get it;
+# under CI=true it fails instead.
+chromium: venv
+	@if ! $(PY) -m sample_project.tests.chromium 2>/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "== installing Debian's chromium for the browser test"; \
+	  apt-get install -y -q chromium >/dev/null 2>&1 \
+	    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } \
+	    || echo "warning: apt-get could not install chromium; the browser test will be skipped" >&2; \
+	fi
+
 # Three runs, one per settings module: the library's suite (which alone must cover
 # 100% of src/), the sample project's own tests, and the benchmarks with timing off
 # so they never rot.
-test: venv check-redis
+# Nothing here writes into the tree: the screenshots are `make screenshots`.
+test: venv check-redis chromium
 	$(PY) -m pytest tests --cov --cov-report=term-missing $(PYTEST_ARGS)
 	@if [ -d sample_project ]; then set -x; $(PY) -m pytest sample_project --ds=sample_project.settings -p no:cov $(PYTEST_ARGS); fi
 	@if [ -d benchmarks ] && ls benchmarks/bench_*.py >/dev/null 2>&1; then set -x; $(PY) -m pytest benchmarks --ds=benchmarks.settings -p no:cov --benchmark-disable $(PYTEST_ARGS); fi
+
+# The README's screenshots, retaken by the browser test in docs/images/.
+screenshots: venv check-redis chromium
+	SIGNALHOOKS_SCREENSHOTS=$(CURDIR)/docs/images $(PY) -m pytest sample_project/tests/test_browser.py \
+	  --ds=sample_project.settings -p no:cov -rs $(PYTEST_ARGS)
 
 BENCH_NAME ?= $(shell $(PYTHON) -c 'import sys; print("py%d%d" % sys.version_info[:2])' 2>/dev/null)-$(if $(DATABASE_URL),postgres,sqlite)
 

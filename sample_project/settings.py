@@ -48,6 +48,25 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# django-debug-toolbar with signalhooks' panel: in development, when it is installed
+# (`pip install "django-signalhooks[debug-toolbar]"`; the test extra has it).
+try:
+    import debug_toolbar  # noqa: F401
+except ImportError:
+    DEBUG_TOOLBAR = False
+else:
+    DEBUG_TOOLBAR = DEBUG
+if DEBUG_TOOLBAR:
+    from debug_toolbar.settings import PANELS_DEFAULTS
+
+    INSTALLED_APPS.append("debug_toolbar")
+    MIDDLEWARE.insert(0, "debug_toolbar.middleware.DebugToolbarMiddleware")
+    DEBUG_TOOLBAR_PANELS = [
+        *PANELS_DEFAULTS,
+        "signalhooks.contrib.debug_toolbar.panel.SignalhooksPanel",
+    ]
+    INTERNAL_IPS = ["127.0.0.1"]
+
 ROOT_URLCONF = "sample_project.urls"
 WSGI_APPLICATION = "sample_project.wsgi.application"
 

@@ -12,3 +12,5 @@ urlpatterns = [
 ]
 if settings.DEVTOOLS:  # the mailbox and the invalidations page: development only
     urlpatterns.append(path("dev/", include("sample_project.devtools.urls")))
+if settings.DEBUG_TOOLBAR:  # development, with django-debug-toolbar installed
+    urlpatterns.append(path("__debug__/", include("debug_toolbar.urls")))

@@ -37,6 +37,10 @@ INSTALLED_APPS = [
     "tests.relatedapp",
 ]
 
+# tests/test_contrib_debug_toolbar.py: django-debug-toolbar with only the signalhooks panel.
+INSTALLED_APPS.append("debug_toolbar")
+DEBUG_TOOLBAR_PANELS = ["signalhooks.contrib.debug_toolbar.panel.SignalhooksPanel"]
+
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.apps import apps
@@ -13,6 +14,8 @@ from signalhooks.registry import registry
 from tests.testapp import hooks as testapp_hooks
 from tests.testapp.models import Author
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 @pytest.mark.django_db
 def test_autodiscover_imports_hooks_modules():
@@ -20,13 +23,15 @@ def test_autodiscover_imports_hooks_modules():
     assert testapp_hooks.NEW_AUTHORS[-1] == "ann"
 
 
-def test_autodiscover_can_be_turned_off():
+def test_autodiscover_can_be_turned_off(tmp_path):
     # In-process: ready() again with autodiscovery off registers nothing new.
     before = registry.hooks()
     with override_settings(SIGNALHOOKS={"AUTODISCOVER": False}):
         apps.get_app_config("signalhooks").ready()
     assert registry.hooks() == before
-    # A fresh process with AUTODISCOVER off never imports tests/testapp/hooks.py.
+    # A fresh process with AUTODISCOVER off never imports tests/testapp/hooks.py. It runs
+    # in tmp_path: the system checks of JSONField models open the (non-test) SQLite
+    # databases, which would otherwise be created as files in the working tree.
     listing = subprocess.run(
         [
             sys.executable,
@@ -39,7 +44,8 @@ def test_autodiscover_can_be_turned_off():
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, "PYTHONPATH": "."},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path,
     )
     names = [h["name"] for hooks in json.loads(listing.stdout).values() for h in hooks]
     assert "tests.testapp.hooks.remember_new_author" not in names

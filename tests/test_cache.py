@@ -18,6 +18,7 @@ from signalhooks.invalidation import pending_retries
 from signalhooks.registry import registry
 from tests.cache_helpers import fill, generation, present, stored_key
 from tests.cacheapp.models import Article, Category, Code, Entry, Item, Label, Note, Writer
+from tests.db_threads import close_thread_connections
 
 # Real commits: invalidation waits for them.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -368,7 +369,7 @@ def test_cached_value_computed_before_a_commit_is_never_served_after_it():
             assert computing.wait(10)
             Entry.objects.create(title="second", slug="b")
         finally:
-            connection.close()
+            close_thread_connections()
             committed.set()
 
     thread = threading.Thread(target=writer)

@@ -9,11 +9,12 @@ from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import signals
 
 from signalhooks import changes, muted, post_delete, post_save, pre_delete, pre_save, track
 from signalhooks.registry import registry
+from tests.db_threads import close_thread_connections
 from tests.testapp.models import Article, Author, Comment, Place, Plain, PublishedArticle, Tag
 
 pytestmark = pytest.mark.django_db
@@ -540,7 +541,7 @@ def test_muted_is_thread_local():
         try:
             Plain.objects.create(name="thread")
         finally:
-            connection.close()
+            close_thread_connections()
             go.set()
 
     with muted():

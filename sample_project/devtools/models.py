@@ -35,6 +35,7 @@ class Invalidation(models.Model):
     keys = models.JSONField(default=list)
     tags = models.JSONField(default=list)
     patterns = models.JSONField(default=list)
+    cause = models.TextField(blank=True, help_text="The saves and deletes behind the flush.")
 
     KEEP = 50  # newest rows kept
 

@@ -1,20 +1,26 @@
-"""One real browser: Debian's chromium, driven by Playwright, against the live site.
+"""One real browser: Chromium, driven by Playwright, against the live site.
 
-It also takes the README's screenshots (docs/images/home.png and mailbox.png).
+Chromium is ``CHROMIUM=``, else the first on PATH (chromium.py). Without one the
+browser test is skipped with a message saying how to get it, except under ``CI=true``,
+where it fails: CI must never pass without it. The screenshots go to a temporary
+directory; ``make screenshots`` sets ``SIGNALHOOKS_SCREENSHOTS=docs/images`` to retake
+the README's.
 """
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from playwright.sync_api import expect, sync_playwright
 
 from sample_project.blog.models import Post
 from sample_project.devtools.models import Mail
+from sample_project.tests.chromium import HOW_TO_GET, find_chromium
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's package; .ci/run installs it
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -24,14 +30,31 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 HELLO = "hello-signalhooks"
 
 
-def browse(base: str) -> None:
+def chromium_or_skip() -> str:
+    """Return the Chromium to drive; skip (fail under ``CI=true``) when there is none."""
+    found = find_chromium()
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true: {HOW_TO_GET}")
+        pytest.skip(HOW_TO_GET)
+    return found
+
+
+@pytest.fixture
+def images(tmp_path):
+    """Where the screenshots go: ``$SIGNALHOOKS_SCREENSHOTS`` (make screenshots), else tmp."""
+    directory = Path(os.environ.get("SIGNALHOOKS_SCREENSHOTS") or tmp_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def browse(base: str, chromium: str, images: Path) -> None:
     """Register, read the welcome mail, comment, and see the count on the cached home page."""
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 800})
             page.set_default_timeout(15_000)
@@ -52,7 +75,7 @@ def browse(base: str) -> None:
             expect(page.locator("#mailbox")).to_contain_text(
                 "Welcome to Signalhooks Sample Blog, erin!"
             )
-            page.screenshot(path=IMAGES / "mailbox.png")
+            page.screenshot(path=images / "mailbox.png")
 
             page.goto(f"{base}/posts/{HELLO}/")
             page.fill("#id_body", "Written in a real browser: watch the count.")
@@ -62,14 +85,14 @@ def browse(base: str) -> None:
             page.goto(f"{base}/")
             expect(count).to_have_text("3 comments")
             expect(page.locator("#invalidations-panel")).to_contain_text(f"post:{HELLO}")
-            page.screenshot(path=IMAGES / "home.png")
+            page.screenshot(path=images / "home.png")
         finally:
             browser.close()
 
 
 @pytest.mark.django_db(transaction=True)
-def test_browser_register_mailbox_and_comment(live_server, seeded):
-    IMAGES.mkdir(parents=True, exist_ok=True)
+def test_browser_register_mailbox_and_comment(live_site, seeded, images):
+    chromium = chromium_or_skip()
 
     # Playwright's sync API runs an asyncio event loop in the thread that calls it,
     # and Django refuses database access in a thread with a running event loop
@@ -78,7 +101,7 @@ def test_browser_register_mailbox_and_comment(live_server, seeded):
     # browser runs in a thread of its own and no DJANGO_ALLOW_ASYNC_UNSAFE is needed;
     # the live server answers from its own thread, as it always does.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(browse, live_server.url).result(timeout=180)
+        pool.submit(browse, live_site.url, chromium, images).result(timeout=180)
 
     assert (
         Mail.objects.filter(
@@ -88,4 +111,11 @@ def test_browser_register_mailbox_and_comment(live_server, seeded):
     )
     assert Post.objects.get(slug=HELLO).comment_count == 3
     for name in ("home.png", "mailbox.png"):
-        assert (IMAGES / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (images / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_live_site_shares_the_in_memory_database_connection(live_site):
+    # Its request threads use the test's connection instead of leaking their own.
+    shared = live_site.thread.connections_override
+    assert list(shared) == ["default"]
+    assert shared["default"] is connections["default"]

@@ -256,3 +256,72 @@ def test_no_redis_falls_back_once_with_a_message():
     assert result.stderr.count("No Redis answered at redis://127.0.0.1:") == 1
     assert check.returncode == 0, check.stderr
     assert "System check identified no issues" in check.stdout
+
+
+# -- what a person reads ------------------------------------------------------------------
+
+
+def test_invalidations_say_which_save_caused_each_flush(client, seeded):
+    client.force_login(user("bob"))
+    client.post(f"/posts/{HELLO}/", {"body": "Which save was it?"})
+    comment = Comment.objects.get(body="Which save was it?")
+
+    row = Invalidation.objects.first()
+    assert row.cause == f"comment #{comment.pk} created ({comment})"
+    page = client.get("/dev/invalidations/").content.decode()
+    assert f'<td class="cause">comment #{comment.pk} created (bob on' in page
+    home = client.get("/").content.decode()
+    assert f"after comment #{comment.pk} created" in home[home.index('id="invalidations-panel"') :]
+
+    post = Post.objects.get(slug=HELLO)
+    post.title = "Retitled"
+    post.save()
+    assert Invalidation.objects.first().cause == f"post #{post.pk} saved (Retitled)"
+    pk = post.pk
+    post.delete()  # its comments go first (the cascade), each named once
+    cause = Invalidation.objects.first().cause
+    assert cause.endswith(f"post #{pk} deleted (Retitled)")
+    assert f"comment #{comment.pk} deleted (bob on Retitled: Which save was it?)" in cause
+
+
+def test_sidebar_has_a_legend_for_keys_and_tags(client, seeded):
+    home = client.get("/").content.decode()
+    legend = home[home.index('id="legend"') :]
+    assert '<span class="key">key</span> a cache key deleted' in legend
+    assert '<span class="key tag">tag</span> a tag whose generation was bumped' in legend
+
+
+def test_admin_link_only_for_staff(client, seeded):
+    assert 'href="/admin/"' not in client.get("/").content.decode()
+    client.force_login(user("alice"))
+    assert 'href="/admin/"' not in client.get("/").content.decode()
+    client.force_login(user("admin"))
+    assert 'href="/admin/"' in client.get("/").content.decode()
+
+
+def test_times_show_their_zone(client, seeded, settings):
+    settings.TIME_ZONE = "Europe/Paris"
+    Comment.objects.create(post=Post.objects.get(slug=HELLO), author=user("bob"), body="Hi")
+    home = client.get("/").content.decode()
+    assert re.search(r"updated \d{4}-\d\d-\d\d \d\d:\d\d:\d\d CET", home)
+    assert re.search(r"rendered \d\d:\d\d:\d\d CET", home)
+    page = client.get("/dev/invalidations/").content.decode()
+    assert re.search(r'<td class="meta">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d CET</td>', page)
+    assert re.search(r"\d\d:\d\d:\d\d CET", client.get("/dev/mailbox/").content.decode())
+
+
+def test_debug_toolbar_shows_the_signalhooks_panel_in_development(client, seeded, settings):
+    settings.DEBUG = True  # pytest-django runs with DEBUG off; the site's default is on
+    client.force_login(user("bob"))
+    response = client.post(f"/posts/{HELLO}/", {"body": "Seen by the toolbar."}, follow=False)
+    assert response.status_code == 302
+    page = client.get(f"/posts/{HELLO}/").content.decode()
+    assert 'id="djDebug"' in page and "SignalhooksPanel" in page
+    # The panel of the comment's request: the counter moved, the post's keys went.
+    store = __import__("debug_toolbar.store", fromlist=["get_store"]).get_store()
+    request_ids = list(store.request_ids())
+    panels = [store.panel(request_id, "SignalhooksPanel") for request_id in request_ids]
+    moved = [p for p in panels if p.get("counters")]
+    assert moved, panels
+    assert moved[-1]["counters"][0]["field"] == "blog.Post.comment_count"
+    assert "home" in moved[-1]["flushes"][0]["keys"]

@@ -35,6 +35,7 @@ from django.utils.crypto import salted_hmac
 from .activation import activation_url, current_site
 from .conf import conf
 from .models import WelcomeMail
+from .observe import mail_queued, observers
 from .users import email_field_name
 
 logger = logging.getLogger("signalhooks")
@@ -117,6 +118,8 @@ def schedule_welcome(user_pk: Any) -> None:
     from .tasks import enqueue_welcome
 
     transaction.on_commit(partial(enqueue_welcome, user_pk), using=router.db_for_write(WelcomeMail))
+    if observers:
+        mail_queued(user_pk)
 
 
 def keep_pending(user_pk: Any) -> None:

@@ -30,6 +30,7 @@ from django.db.models import DEFERRED, Model, signals
 from django.dispatch import Signal
 
 from . import tracking
+from .observe import observers, run_hook
 from .tracking import EXTRA_FIELDS, LOADS, NO_CHANGES, Tracker, find_field
 
 logger = logging.getLogger("signalhooks")
@@ -220,7 +221,7 @@ def _run(
                 continue
             stack.append(hook)
             try:
-                hook.call(**kwargs)
+                run_hook(hook, kwargs) if observers else hook.call(**kwargs)
             finally:
                 stack.pop()
     finally:
@@ -236,7 +237,7 @@ def _run_deferred(hook: Hook, kwargs: dict[str, Any], instance: Model, running_k
     d[running_key] = stack
     stack.append(hook)
     try:
-        hook.call(**kwargs)
+        run_hook(hook, kwargs) if observers else hook.call(**kwargs)
     except Exception:
         logger.exception(
             "signalhooks: on_commit hook %s for %s (pk=%r) failed",

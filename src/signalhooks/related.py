@@ -56,6 +56,7 @@ from django.db.models.utils import make_model_tuple
 from django.utils import timezone
 
 from .hooks import _senders
+from .observe import counters_moved, observers
 from .registry import BulkChange, Event, Hook, ModelRef, registry
 from .tracking import find_field
 
@@ -269,6 +270,8 @@ class Plan:
 
     def update(self, using: str, groups: Mapping[Any, list[Any]]) -> None:
         """Write each group's change with one UPDATE (per ``BATCH`` parents)."""
+        if observers:
+            counters_moved(self.parent, groups)
         now = timezone.now()
         for change, keys in groups.items():
             if len(keys) <= BATCH:  # the common case: no batching to set up
@@ -895,22 +898,15 @@ def _or_deferred(value: Any) -> Any:
 def _unload(instance: Model, attnames: Sequence[str]) -> None:
     """Drop ``attnames`` from ``instance`` so they load fresh, as if deferred at load time.
 
-    Their baseline becomes ``DEFERRED`` too: the value a later read loads is a copy of
+    Their baseline becomes "not loaded" too: the value a later read loads is a copy of
     the row, not an assignment, and must not count as a change.
     """
     d = instance.__dict__
     for attname in attnames:
         d.pop(attname, None)
     tracker = registry.tracker(type(instance))
-    state: Any = getattr(instance._state, STATE, DEFERRED)
-    if tracker is None or state is DEFERRED:
-        return
-    single = len(tracker.attnames) == 1  # one field is stored bare
-    values = (state,) if single else state
-    baseline = tuple(
-        DEFERRED if a in attnames else v for a, v in zip(tracker.attnames, values, strict=True)
-    )
-    setattr(instance._state, STATE, baseline[0] if single else baseline)
+    if tracker is not None:
+        tracker.forget(instance, attnames)
 
 
 def _model_or_none(ref: ModelRef) -> type[Model] | None:

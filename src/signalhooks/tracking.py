@@ -175,6 +175,15 @@ class Tracker:
         """Make ``value`` (from :meth:`read`, as kept) the baseline of ``instance``."""
         setattr(instance._state, self.attr, value)
 
+    def forget(self, instance: Model, attnames: Iterable[str]) -> None:
+        """Mark ``attnames`` of ``instance`` as not loaded: they reload as a copy of the row."""
+        gone = frozenset(attnames)
+        old = self._tuple(self.baseline(instance))
+        values = tuple(
+            UNLOADED if a in gone else v for a, v in zip(self.attnames, old, strict=True)
+        )
+        self.store(instance, values[0] if self._single else values)
+
     def loaded(self, instance: Model, attname: str) -> Any:
         """Return the value of ``attname`` as loaded or last saved (else ``DEFERRED``)."""
         value = self._tuple(self.baseline(instance))[self.attnames.index(attname)]

@@ -1,18 +1,34 @@
-"""``manage.py signalhooks``: list every hook, rule, counter and total per model."""
+"""``manage.py signalhooks``: list every hook, rule, counter and total per model, and the
+receivers of signalhooks' own signals."""
 
 from __future__ import annotations
 
 import json
+import weakref
 from argparse import ArgumentParser
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from django.apps import apps
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.dispatch import Signal
 
+from signalhooks.invalidation import cache_invalidated
 from signalhooks.registry import Event, Hook, registry
+from signalhooks.users import user_deleted, user_registered, user_updated
 
 _EVENT_ORDER = {event: index for index, event in enumerate(Event)}
+
+#: The signals whose receivers are listed after the models, under ``signal:<name>``.
+SIGNALS: dict[str, Signal] = {
+    "user_registered": user_registered,
+    "user_updated": user_updated,
+    "user_deleted": user_deleted,
+    "cache_invalidated": cache_invalidated,
+}
 
 
 def describe(hook: Hook) -> dict[str, Any]:
@@ -40,18 +56,69 @@ def describe(hook: Hook) -> dict[str, Any]:
     }
 
 
+def _senders(name: str) -> dict[Any, str]:
+    """Return ``{sender id: label}`` for the senders ``name`` is sent with.
+
+    Django keys a receiver's sender by ``id(sender)`` (``id(None)``: any sender).
+    """
+    if name == "cache_invalidated":
+        return {id(alias): repr(alias) for alias in settings.CACHES}
+    model = get_user_model()
+    return {id(model): model._meta.label}
+
+
+def _source(func: Callable[..., Any]) -> str:
+    code = getattr(func, "__code__", None)
+    return f"{code.co_filename}:{code.co_firstlineno}" if code is not None else ""
+
+
+def receivers(name: str) -> list[dict[str, Any]]:
+    """Describe the live receivers of signalhooks' signal ``name``, in the order they run.
+
+    Read-only: a copy of the signal's receivers is taken under its lock, as Django does.
+    """
+    signal = SIGNALS[name]
+    with signal.lock:
+        entries = list(signal.receivers)
+    senders = _senders(name)
+    described = []
+    for entry in entries:
+        (_, sender_id), reference = entry[0], entry[1]
+        # Weak receivers (the default) are references; weak=False ones the callable itself.
+        func: Any = reference() if isinstance(reference, weakref.ReferenceType) else reference
+        if func is None:  # collected, Django will drop it
+            continue
+        target = getattr(func, "__func__", func)
+        qualname = getattr(target, "__qualname__", None)
+        label = f"{target.__module__}.{qualname}" if qualname else repr(func)
+        sender = "any" if sender_id == id(None) else senders.get(sender_id, "another object")
+        described.append(
+            {
+                "event": name,
+                "kind": "receiver",
+                "name": label,
+                "conditions": {"sender": sender},
+                "source": _source(target),
+            }
+        )
+    return described
+
+
 def listing() -> dict[str, list[dict[str, Any]]]:
-    """Return ``{model label: [hook description, ...]}`` in dispatch order."""
+    """Return ``{model label: [hook description, ...]}`` in dispatch order, then
+    ``{"signal:<name>": [receiver description, ...]}`` for each signal in SIGNALS."""
     by_model: dict[str, list[Hook]] = {}
     for hook in registry.hooks():
         label = hook.model._meta.label if hook.model is not None else f"{hook.sender} (unresolved)"
         by_model.setdefault(label, []).append(hook)
-    return {
+    models = {
         label: [
             describe(h) for h in sorted(hooks, key=lambda h: (_EVENT_ORDER[h.event], h.sort_key))
         ]
         for label, hooks in sorted(by_model.items())
     }
+    signals = {f"signal:{name}": receivers(name) for name in SIGNALS}
+    return models | {label: found for label, found in signals.items() if found}
 
 
 class Command(BaseCommand):
@@ -156,12 +223,17 @@ class Command(BaseCommand):
         if as_json:
             self.stdout.write(json.dumps(data, indent=2, default=str))
             return
-        if not data:
+        if not any(not label.startswith("signal:") for label in data):
             self.stdout.write("No hooks registered.")
-            return
         for label, hooks in data.items():
             self.stdout.write(self.style.MIGRATE_HEADING(label))
             for hook in hooks:
+                if hook["kind"] == "receiver":
+                    self.stdout.write(
+                        f"  {hook['event']:<17} receiver {hook['name']}  "
+                        f"[sender={hook['conditions']['sender']}]  {hook['source']}"
+                    )
+                    continue
                 conditions = ", ".join(f"{k}={v!r}" for k, v in hook["conditions"].items())
                 details = ", ".join(f"{k}={v!r}" for k, v in hook.get("details", {}).items())
                 flags = [

@@ -1,0 +1,1 @@
+"""Optional integrations; nothing else in signalhooks imports them."""
