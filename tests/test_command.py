@@ -88,11 +88,12 @@ def test_command_without_hooks():
         registry.remove(hook)
     output = run()
     assert output.startswith("No hooks registered.\n")
-    # The built-in welcome mail receiver is still there.
+    # The built-in welcome mail receivers are still there.
     assert (
         "signal:user_registered\n  user_registered   receiver signalhooks.users._welcome" in output
     )
-    assert list(json.loads(run("--json"))) == ["signal:user_registered"]
+    assert "receiver signalhooks.users._forget_welcome" in output
+    assert list(json.loads(run("--json"))) == ["signal:user_registered", "signal:user_deleted"]
 
 
 def on_user_updated(sender, user, changes, **kwargs):

@@ -41,6 +41,19 @@ def test_record_runs_on_commit_invalidations_and_says_what_went(signalhooks_reco
     signalhooks_record.assert_nothing_invalidated()
 
 
+def test_record_says_what_a_failed_flush_kept_for_a_retry(signalhooks_record, flaky):
+    server, _ = flaky
+    invalidate(Entry, keys=["entry:{slug}"], tags=["entries"], cache="flaky")
+    server.stop()
+    Entry.objects.create(title="A", slug="a")  # the save succeeds, the flush does not
+    assert signalhooks_record.failed_flushes == [
+        Flush(cache="flaky", keys=("entry:a",), tags=("entries",), patterns=())
+    ]
+    assert signalhooks_record.flushes == []
+    signalhooks_record.clear()
+    assert signalhooks_record.failed_flushes == []
+
+
 def test_record_runs_on_commit_hooks_and_times_them(signalhooks_record):
     seen = []
 

@@ -24,6 +24,7 @@ from redis.exceptions import NoScriptError
 from . import breaker, retry
 from .conf import conf
 from .epoch import EPOCH_KEY, EPOCH_LUA, bump_generic, generic_epoch
+from .observe import flush_failed, observers
 from .scripts import Script
 
 logger = logging.getLogger("signalhooks")
@@ -73,7 +74,7 @@ def send(alias: str, invalidation: Invalidation, *, new_epoch: bool = False) -> 
     starts a new epoch.
     """
     if breaker.is_open(alias):
-        retry.store(alias, invalidation)
+        _keep(alias, invalidation)
         return False
     payload = invalidation
     stored: list[int] = []
@@ -102,7 +103,7 @@ def send(alias: str, invalidation: Invalidation, *, new_epoch: bool = False) -> 
             _send_django_redis(client, payload, new_epoch)
     except Exception as error:
         breaker.failed(alias, "invalidating", error)
-        retry.store(alias, invalidation)  # what was stored before stays stored
+        _keep(alias, invalidation)  # what was stored before stays stored
         return False
     breaker.succeeded(alias)
     try:
@@ -124,6 +125,18 @@ def send(alias: str, invalidation: Invalidation, *, new_epoch: bool = False) -> 
                 exc_info=response,
             )
     return True
+
+
+def _keep(alias: str, invalidation: Invalidation) -> None:
+    """Put ``invalidation`` in the retry store of ``alias`` and say so to observers."""
+    retry.store(alias, invalidation)
+    if observers:
+        flush_failed(
+            alias,
+            sorted(invalidation.keys),
+            sorted(invalidation.tags),
+            sorted(invalidation.patterns),
+        )
 
 
 def redis_client(backend: Any) -> DefaultClient | None:
@@ -245,7 +258,9 @@ def _send_generic(alias: str, backend: Any, invalidation: Invalidation, new_epoc
         backend.delete_many([*keys, *(f"{key}@{epoch}" for key in keys)])
     for tag in sorted(invalidation.tags):
         # No generation yet: cached() restarts it above any number used before.
-        with contextlib.suppress(ValueError):
+        # (django-valkey's incr raises TypeError for a missing key on Redis 7, whose
+        # Lua has no ``server`` global.)
+        with contextlib.suppress(ValueError, TypeError):
             backend.incr(tag_key(tag))
     if not invalidation.patterns:
         return

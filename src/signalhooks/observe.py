@@ -35,6 +35,11 @@ class Observer(Protocol):
     def mail_queued(self, user_pk: Any) -> None:
         """Record that the welcome mail of ``user_pk`` was queued."""
 
+    def flush_failed(
+        self, cache: str, keys: Sequence[str], tags: Sequence[str], patterns: Sequence[str]
+    ) -> None:
+        """Record that invalidating on ``cache`` failed; the retry store keeps the rest."""
+
 
 #: Who listens. Mutated in place (never rebound): the modules that report hold it.
 observers: list[Observer] = []
@@ -75,3 +80,11 @@ def mail_queued(user_pk: Any) -> None:
     """Report that the welcome mail of ``user_pk`` was queued."""
     for observer in tuple(observers):
         observer.mail_queued(user_pk)
+
+
+def flush_failed(
+    cache: str, keys: Sequence[str], tags: Sequence[str], patterns: Sequence[str]
+) -> None:
+    """Report that invalidating ``keys``, ``tags`` and ``patterns`` on ``cache`` failed."""
+    for observer in tuple(observers):
+        observer.flush_failed(cache, keys, tags, patterns)

@@ -261,6 +261,7 @@ class ModelPlan:
         "pre_delete",
         "post_delete",
         "m2m_changed",
+        "bulk",
         "tracker",
         "attnames",
         "connected",
@@ -275,6 +276,8 @@ class ModelPlan:
         self.pre_delete: tuple[Hook, ...] = ()
         self.post_delete: tuple[Hook, ...] = ()
         self.m2m_changed: tuple[Hook, ...] = ()
+        #: The hooks that handle bulk operations (``Hook.bulk``), in order.
+        self.bulk: tuple[Hook, ...] = ()
         self.tracker: Tracker | None = None
         self.attnames: tuple[tuple[str, str], ...] = tuple(
             (f.attname, f.name) for f in model._meta.concrete_fields if not f.primary_key
@@ -588,6 +591,8 @@ class Registry:
             plan = self._plans[cls] = ModelPlan(cls)
         for event, hooks in by_event.items():
             setattr(plan, event.value, hooks)
+        bulk = {h: None for hooks in by_event.values() for h in hooks if h.bulk is not None}
+        plan.bulk = tuple(sorted(bulk, key=lambda h: h.sort_key))
         wraps = (tracker, bool(plan.pre_save))
         if plan.wraps != wraps:
             if tracker is None and not plan.pre_save:
@@ -677,14 +682,7 @@ class Registry:
     def bulk_hooks(self, model: type[Model]) -> tuple[Hook, ...]:
         """Return the hooks of ``model`` that handle bulk operations, in order."""
         plan = self._plans.get(model)
-        if plan is None:
-            return ()
-        seen: dict[Hook, None] = {}
-        for event in Event:
-            for hook in plan.hooks(event):
-                if hook.bulk is not None:
-                    seen[hook] = None
-        return tuple(sorted(seen, key=lambda h: h.sort_key))
+        return () if plan is None else plan.bulk
 
     def bulk_fields(self, model: type[Model]) -> frozenset[str]:
         """Return the attnames the bulk handlers of ``model`` need for each row."""

@@ -193,8 +193,6 @@ class Plan:
         self.local = all(f.model._meta.concrete_model is table for f in written)
         #: The parent attributes to forget on a parent held in memory.
         self.attributes = tuple(f.attname for f in [*fields.values(), *self.touches])
-        self._parent_bulk = False
-        self._bulk_checked_for: object = None
         #: ``shape -> (SQL, parameter template)``: see :meth:`_compile`.
         self._sql: dict[tuple[Any, ...], tuple[str, tuple[Any, ...] | None]] = {}
 
@@ -279,20 +277,10 @@ class Plan:
                 continue
             for batch in _batches(keys):
                 self._write(using, change, batch, now)
-        if self._parent_has_bulk_hooks():
+        if registry.bulk_hooks(self.parent):
             # The parent's own bulk handlers (its cache rules): its rows changed.
             keys = [key for keys in groups.values() for key in keys]
             self.run_parent_bulk(using, keys)
-
-    def _parent_has_bulk_hooks(self) -> bool:
-        # Asked on every save. The registry builds new trackers whenever its hooks
-        # change, and the parent always has one (its write-back guard tracks fields):
-        # the tracker's identity says whether the answer may have changed.
-        tracker = registry.tracker(self.parent)
-        if tracker is None or tracker is not self._bulk_checked_for:
-            self._parent_bulk = bool(registry.bulk_hooks(self.parent))
-            self._bulk_checked_for = tracker
-        return self._parent_bulk
 
     def run_parent_bulk(self, using: str, keys: Sequence[Any]) -> None:
         columns = sorted(registry.bulk_fields(self.parent) | {"pk"})

@@ -73,6 +73,7 @@ class SignalhooksRecord:
     using: str = "default"
     _hooks: list[HookRun] = field(default_factory=list)
     _flushes: list[Flush] = field(default_factory=list)
+    _failed: list[Flush] = field(default_factory=list)
     _counters: list[CounterMove] = field(default_factory=list)
     _mails: list[Any] = field(default_factory=list)
     _next_callback: int = 0
@@ -88,6 +89,12 @@ class SignalhooksRecord:
     def flushes(self) -> list[Flush]:
         self.run_on_commit()
         return list(self._flushes)
+
+    @property
+    def failed_flushes(self) -> list[Flush]:
+        """What could not be invalidated (Redis down): kept in the retry store."""
+        self.run_on_commit()
+        return list(self._failed)
 
     @property
     def counters(self) -> list[CounterMove]:
@@ -112,7 +119,7 @@ class SignalhooksRecord:
     def clear(self) -> None:
         """Run pending on-commit work, then forget everything recorded so far."""
         self.run_on_commit()
-        for records in (self._hooks, self._flushes, self._counters, self._mails):
+        for records in (self._hooks, self._flushes, self._failed, self._counters, self._mails):
             records.clear()
 
     def run_on_commit(self) -> int:
@@ -269,6 +276,11 @@ class SignalhooksRecord:
 
     def mail_queued(self, user_pk: Any) -> None:
         self._mails.append(user_pk)
+
+    def flush_failed(
+        self, cache: str, keys: Sequence[str], tags: Sequence[str], patterns: Sequence[str]
+    ) -> None:
+        self._failed.append(Flush(cache, tuple(keys), tuple(tags), tuple(patterns)))
 
     def flushed(self, sender: str, **kwargs: Any) -> None:
         self._flushes.append(

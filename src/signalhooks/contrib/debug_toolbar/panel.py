@@ -9,7 +9,6 @@ concurrent requests of a threaded server do not mix.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,19 +30,6 @@ if TYPE_CHECKING:
 _ENGINE = Engine(dirs=[str(Path(__file__).resolve().parent / "templates")])
 
 
-class _FailedFlushes(logging.Handler):
-    """Collect the failures the flush logs on ``signalhooks`` in one thread."""
-
-    def __init__(self, thread: int) -> None:
-        super().__init__(logging.WARNING)
-        self.thread = thread
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.thread == self.thread:
-            self.messages.append(record.getMessage())
-
-
 class SignalhooksPanel(Panel):
     """Hooks, invalidations, counters and welcome mails of one request."""
 
@@ -58,7 +44,7 @@ class SignalhooksPanel(Panel):
         self._flushes: list[dict[str, Any]] = []
         self._counters: list[dict[str, Any]] = []
         self._mails: list[str] = []
-        self._failures = _FailedFlushes(self._thread)
+        self._failures: list[str] = []
 
     @property
     def nav_subtitle(self) -> str:
@@ -104,6 +90,15 @@ class SignalhooksPanel(Panel):
         if self._here():
             self._mails.append(str(user_pk))
 
+    def flush_failed(
+        self, cache: str, keys: Sequence[str], tags: Sequence[str], patterns: Sequence[str]
+    ) -> None:
+        if self._here():
+            kept = ", ".join(
+                [*keys, *(f"tag {t}" for t in tags), *(f"pattern {p}" for p in patterns)]
+            )
+            self._failures.append(f"invalidating cache {cache!r} failed: {kept}")
+
     def _flushed(self, sender: str, **kwargs: Any) -> None:
         if self._here():
             self._flushes.append(
@@ -116,13 +111,11 @@ class SignalhooksPanel(Panel):
             )
 
     def enable_instrumentation(self) -> None:
-        self._thread = self._failures.thread = threading.get_ident()
+        self._thread = threading.get_ident()
         observe.add(self)
         cache_invalidated.connect(self._flushed, dispatch_uid=f"signalhooks.panel.{id(self)}")
-        logging.getLogger("signalhooks").addHandler(self._failures)
 
     def disable_instrumentation(self) -> None:
-        logging.getLogger("signalhooks").removeHandler(self._failures)
         cache_invalidated.disconnect(dispatch_uid=f"signalhooks.panel.{id(self)}")
         observe.remove(self)
 
@@ -132,7 +125,7 @@ class SignalhooksPanel(Panel):
             {
                 "hooks": self._hooks,
                 "flushes": self._flushes,
-                "failures": self._failures.messages,
+                "failures": self._failures,
                 "counters": self._counters,
                 "mails": self._mails,
                 "invalidated": sum(
