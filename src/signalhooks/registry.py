@@ -288,10 +288,6 @@ class ModelPlan:
         #: What ``tracking.install`` was given for this class (``None``: nothing).
         self.wraps: tuple[Tracker | None, bool] | None = None
 
-    def hooks(self, event: Event) -> tuple[Hook, ...]:
-        hooks: tuple[Hook, ...] = getattr(self, event.value)
-        return hooks
-
     # Receivers. Django calls them with ``signal``, ``sender`` and the signal's
     # keyword arguments; they add ``changes`` and pass the lot on.
 

@@ -893,8 +893,8 @@ def _unload(instance: Model, attnames: Sequence[str]) -> None:
     for attname in attnames:
         d.pop(attname, None)
     tracker = registry.tracker(type(instance))
-    if tracker is not None:
-        tracker.forget(instance, attnames)
+    assert tracker is not None  # relations track their columns
+    tracker.forget(instance, attnames)
 
 
 def _model_or_none(ref: ModelRef) -> type[Model] | None:
