@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 
 import pytest
+from django.core.cache import caches
 from django.test import override_settings
 
 from signalhooks import cached, invalidate
@@ -100,3 +102,15 @@ def test_invalidate_with_an_open_breaker_goes_to_the_retry_store(flaky, caplog):
     assert Entry.objects.count() == 4
     assert pending_retries("flaky") == 4
     assert len(failures(caplog)) == 1
+
+
+def test_cached_value_that_cannot_be_stored_leaves_the_cache_on(caplog):
+    with caplog.at_level(logging.ERROR, logger="signalhooks"):
+        lock = cached("lock", threading.Lock)  # cannot be pickled
+    assert isinstance(lock, type(threading.Lock()))
+    [record] = failures(caplog)
+    assert "storing on cache 'default' failed (TypeError" in record.getMessage()
+    assert "skipping it" not in record.getMessage()
+    assert cached("page", lambda: "page") == "page"
+    assert cached("page", lambda: "not cached") == "page"  # the cache is still on
+    assert list(caches["default"].iter_keys("lock@*")) == []  # its lease was given back

@@ -187,6 +187,7 @@ def test_retry_store_unavailable_never_fails_a_save(flaky, caplog):
         Entry.objects.create(title="b", slug="b")  # cannot read the store: sends its own
     assert "could not read the retry store of cache 'flaky'" in caplog.text
     assert present("entry:b", backend=backend) == set()
+    assert retry.due("flaky")  # the store is read again by the next flush
 
 
 @no_breaker

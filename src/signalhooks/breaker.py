@@ -11,9 +11,16 @@ from __future__ import annotations
 import logging
 import time
 
+from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from .conf import conf
 
 logger = logging.getLogger("signalhooks")
+
+#: Errors that mean the server is down, unreachable or hung (django-redis wraps them).
+_OUTAGES = (ConnectionInterrupted, RedisConnectionError, RedisTimeoutError, OSError)
 
 #: At most one failure log per cache alias and this many seconds.
 LOG_INTERVAL = 60.0
@@ -31,20 +38,25 @@ def is_open(alias: str) -> bool:
 
 
 def failed(alias: str, doing: str, error: BaseException) -> None:
-    """Open the breaker of ``alias``; log the failure unless one was logged recently."""
+    """Log a failure unless one was logged recently; open the breaker if the cache is out.
+
+    Only an unreachable or silent server opens it: a value that cannot be pickled
+    must not switch the cache off for everyone.
+    """
     now = time.monotonic()
-    _open_until[alias] = now + float(conf.BREAKER_SECONDS)
+    if isinstance(error, _OUTAGES):
+        _open_until[alias] = now + float(conf.BREAKER_SECONDS)
     last = _logged_at.get(alias)
     if last is None or now - last >= LOG_INTERVAL:
         _logged_at[alias] = now
         logger.error(
-            "signalhooks: %s on cache %r failed (%s: %s); skipping it for %ss. "
+            "signalhooks: %s on cache %r failed (%s: %s)%s. "
             "Reads compute, invalidations wait in the retry store.",
             doing,
             alias,
             type(error).__name__,
             error,
-            conf.BREAKER_SECONDS,
+            f"; skipping it for {conf.BREAKER_SECONDS}s" if alias in _open_until else "",
         )
 
 

@@ -1,11 +1,16 @@
-"""Send invalidations to a cache: one round trip, failures kept for a retry, a signal.
+"""Send invalidations to a cache: one round trip, failures to the retry store, a signal.
 
 :func:`send` is what a flush calls once per cache alias. With django-redis the
-keys, the tag bumps and the first ``SCAN`` page of every pattern go out as one
-pipeline: one round trip, however many of each. Other backends get keys and
-tags through Django's cache API. Nothing here raises: a cache that is down or
-slow is logged on the ``signalhooks`` logger and its invalidations are kept,
-bounded by ``SIGNALHOOKS["RETRY_LIMIT"]``, for the next flush.
+keys (with what ``cached()`` keeps for them under the epoch), the tag bumps and
+the first ``SCAN`` page of every pattern go out as one pipeline to the primary:
+one round trip, however many of each. Other backends get keys, tags and the
+epoch through Django's cache API. Nothing here raises: a cache that is down or
+slow opens its circuit breaker (:mod:`signalhooks.breaker`) and the
+invalidations go to the database retry store (:mod:`signalhooks.retry`) for
+the next successful flush.
+
+Redis Cluster: the flush script derives the keys it deletes from the epoch it
+reads, and one pipeline holds keys of every slot (CROSSSLOT on a cluster).
 """
 
 from __future__ import annotations
@@ -78,13 +83,14 @@ def send(alias: str, invalidation: Invalidation, *, new_epoch: bool = False) -> 
         return False
     payload = invalidation
     stored: list[int] = []
-    if retry.due(alias):
+    checking = retry.due(alias)  # the first flush of this process, or after a failure
+    if checking:
         payload = invalidation.copy()
         try:
             stored = retry.load(alias, payload)
         except DatabaseError:
             logger.exception("signalhooks: could not read the retry store of cache %r", alias)
-            payload = invalidation
+            payload, checking = invalidation, False  # look again next time
         if payload.size() > int(conf.RETRY_LIMIT):
             # Too much to send key by key: a new epoch makes everything cached unreachable.
             logger.error(
@@ -106,10 +112,13 @@ def send(alias: str, invalidation: Invalidation, *, new_epoch: bool = False) -> 
         _keep(alias, invalidation)  # what was stored before stays stored
         return False
     breaker.succeeded(alias)
-    try:
-        retry.delivered(alias, stored)
-    except DatabaseError:  # sent twice later: harmless
-        logger.exception("signalhooks: could not clear the retry store of cache %r", alias)
+    if checking:
+        try:
+            retry.delivered(alias, stored)
+        except DatabaseError:  # sent twice later: harmless
+            logger.exception("signalhooks: could not clear the retry store of cache %r", alias)
+    if not cache_invalidated.receivers:
+        return True
     responses = cache_invalidated.send_robust(
         sender=alias,
         keys=sorted(payload.keys),

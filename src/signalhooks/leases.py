@@ -160,13 +160,18 @@ def store(
         # Django's meaning of a timeout of 0: do not cache. Give the lease back.
         release(client, lease)
         return False
+    try:
+        encoded = client.encode(value)
+    except Exception:
+        release(client, lease)  # the others need not wait for a value that never comes
+        raise
     args = [
         lease.key,
         lease.token,
         "" if timeout is None else max(int(timeout * 1000), 1),
         str(client.make_key(key)) + "|stale" if stale else "",
         max(int(conf.STALE_TIMEOUT * 1000), 1),
-        client.encode(value),
+        encoded,
     ]
     return bool(store_script(client.get_client(write=True), (), args))
 

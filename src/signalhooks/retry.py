@@ -68,8 +68,8 @@ def load(alias: str, into: Invalidation) -> list[int]:
 
 def delivered(alias: str, ids: list[int]) -> None:
     """Delete the rows ``ids`` of ``alias``, which a flush just sent."""
-    from .models import InvalidationRetry
-
     _delivered.add(alias)
     if ids:
+        from .models import InvalidationRetry
+
         InvalidationRetry.objects.filter(id__in=ids).delete()
