@@ -179,7 +179,8 @@ _TASKS_MODULE = "django.tasks" if django.VERSION >= (6, 0) else "django_tasks"
 # Immediate: the welcome mail goes out right after the registering transaction commits.
 TASKS = {"default": {"BACKEND": f"{_TASKS_MODULE}.backends.immediate.ImmediateBackend"}}
 
-SIGNALHOOKS = {"SITE_NAME": "Signalhooks Sample Blog"}
+# SITE_URL: the host of the activation links in welcome mails (`make demo` serves here).
+SIGNALHOOKS = {"SITE_NAME": "Signalhooks Sample Blog", "SITE_URL": "http://127.0.0.1:8000"}
 
 LOGGING = {
     "version": 1,

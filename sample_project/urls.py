@@ -8,6 +8,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("sample_project.blog.urls")),
+    path("accounts/", include("signalhooks.urls")),  # the welcome mail's activation link
     path("admin/", admin.site.urls),
 ]
 if settings.DEVTOOLS:  # the mailbox and the invalidations page: development only

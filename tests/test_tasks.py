@@ -5,10 +5,11 @@ import time
 from io import StringIO
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core import mail
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import override_settings
 from django.test.signals import template_rendered
 from django_tasks_db.models import DBTaskResult
@@ -259,7 +260,12 @@ def test_task_failed_send_retries_itself_later(smtp, workers):
     user = register("ada")
     record = wait_for_status(user.pk, "failed")
     assert record.attempts == 1 and record.last_error.startswith("ConnectionRefusedError")
-    # The task queued its own retry, deferred to the backoff's due time.
+    # The task queued its own retry (right after recording the failure), deferred to
+    # the backoff's due time.
+    deadline = time.monotonic() + 30
+    while DBTaskResult.objects.count() < 2:
+        assert time.monotonic() < deadline, "no retry was queued"
+        time.sleep(0.05)
     first, later = DBTaskResult.objects.order_by("enqueued_at")[:2]
     assert later.args_kwargs == {"args": [str(user.pk)], "kwargs": {}}
     assert later.run_after == record.retry_at
@@ -270,3 +276,39 @@ def test_task_failed_send_retries_itself_later(smtp, workers):
     assert delivered["To"] == "ada@example.com"
     first.refresh_from_db()
     assert first.return_value == "failed"
+
+
+def test_task_taken_but_lost_before_writing_its_row_is_resent(smtp):
+    """A worker dies between taking the task and the task's first statement."""
+    user = register("ada")
+    task = DBTaskResult.objects.get()
+    task.claim("killed-worker")  # what db_worker does before it runs a task
+    assert not WelcomeMail.objects.exists()
+    smtp.start()
+    with sending_to(smtp.port):
+        assert retry() == ["welcome mails: none"]  # it may be running still
+        assert retry(WELCOME_MAIL_CLAIM_TIMEOUT=0) == [
+            f"user {user.pk}: sent",
+            "welcome mails: sent=1",
+        ]
+        assert retry(WELCOME_MAIL_CLAIM_TIMEOUT=0) == ["welcome mails: sent=1"]
+    assert len(smtp.delivered()) == 1
+
+
+@pytest.mark.skipif(not settings.IS_POSTGRES, reason="needs PostgreSQL's table locks")
+def test_task_worker_killed_before_writing_the_row_is_resent(smtp, workers):
+    user = register("ada")  # queued; no worker runs yet
+    smtp.start()
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The worker can take the task, but the task's INSERT of the row waits.
+        cursor.execute(f"LOCK TABLE {WelcomeMail._meta.db_table} IN SHARE MODE")
+        worker = workers(smtp.port)
+        deadline = time.monotonic() + 30
+        while DBTaskResult.objects.get().status != "RUNNING":
+            assert time.monotonic() < deadline, "the worker took no task"
+            time.sleep(0.05)
+        worker.kill()
+    assert not WelcomeMail.objects.exists()
+    with sending_to(smtp.port):
+        assert retry(WELCOME_MAIL_CLAIM_TIMEOUT=0)[0] == f"user {user.pk}: sent"
+    assert len(smtp.delivered()) == 1

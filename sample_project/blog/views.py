@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model, login
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
@@ -69,11 +69,15 @@ def register(request: HttpRequest) -> HttpResponse:
     form = RegisterForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         # Creating the user row is all it takes: signalhooks sends user_registered
-        # after commit, and its built-in receiver sends the welcome mail.
-        user = form.save()
-        login(request, user)
+        # after commit, and its built-in receiver sends the welcome mail. The user is
+        # not active yet, so the mail carries the activation link (signalhooks.urls).
+        user = form.save(commit=False)
+        user.is_active = False
+        user.save()
         messages.success(
-            request, f"Welcome, {user.get_username()}! A welcome mail went to {user.email}."
+            request,
+            f"Welcome, {user.get_username()}! The welcome mail to {user.email} has your "
+            "activation link; log in once you followed it.",
         )
-        return redirect("home")
+        return redirect("login")
     return render(request, "registration/register.html", {"form": form})

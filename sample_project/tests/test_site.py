@@ -48,20 +48,25 @@ def user(name):
     return get_user_model()._default_manager.get(username=name)
 
 
-def test_register_sends_welcome_mail(client):
+def test_register_sends_welcome_mail_with_an_activation_link(client):
+    password = "a-long-Pass-phrase-42"
     response = client.post(
         "/accounts/register/",
         {
             "username": "erin",
             "email": "erin@example.com",
-            "password1": "a-long-Pass-phrase-42",
-            "password2": "a-long-Pass-phrase-42",
+            "password1": password,
+            "password2": password,
         },
         follow=True,
     )
 
-    assert response.redirect_chain == [("/", 302)]
-    assert "A welcome mail went to erin@example.com" in response.content.decode()
+    assert response.redirect_chain == [("/accounts/login/", 302)]
+    assert "The welcome mail to erin@example.com has your activation link" in (
+        response.content.decode()
+    )
+    assert not user("erin").is_active
+    assert not client.login(username="erin", password=password)
     mails = list(Mail.objects.filter(to="erin@example.com"))
     assert [m.subject for m in mails] == ["Welcome to Signalhooks Sample Blog, erin!"]
     assert "Hello erin," in mails[0].body
@@ -69,6 +74,13 @@ def test_register_sends_welcome_mail(client):
     mailbox = client.get("/dev/mailbox/").content.decode()
     assert "Welcome to Signalhooks Sample Blog, erin!" in mailbox
     assert "Hello erin," in client.get(f"/dev/mailbox/{mails[0].pk}/").content.decode()
+
+    [link] = re.findall(r"http://127\.0\.0\.1:8000(/accounts/activate/\S+)", mails[0].body)
+    activated = client.get(link, follow=True)
+    assert activated.redirect_chain == [("/accounts/login/", 302)]
+    assert "Your account is active: you can log in now." in activated.content.decode()
+    assert user("erin").is_active and client.login(username="erin", password=password)
+    assert client.get(link).status_code == 400  # used once
 
 
 def test_register_refuses_taken_email(client, seeded):

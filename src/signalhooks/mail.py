@@ -265,10 +265,23 @@ def due(*, everything: bool = False) -> Q:
     return Q(status=_Status.PENDING) | failed | _lost(now)
 
 
-def retry_due(*, everything: bool = False, limit: int | None = None) -> dict[str, str]:
-    """Send the welcome mails that are due (see :func:`due`); return ``{user pk: status}``."""
+def retry_due(
+    *, everything: bool = False, limit: int | None = None, lost_tasks: bool = True
+) -> dict[str, str]:
+    """Send the welcome mails that are due; return ``{user pk: status}``.
+
+    Due: the rows of :func:`due`, and with ``lost_tasks`` the mails of tasks a worker
+    took and died with before it wrote their row, once older than
+    ``WELCOME_MAIL_CLAIM_TIMEOUT`` (:func:`signalhooks.tasks.lost_before_claim`; it
+    reads the task table, which has no index for it: the command's job, not each task's).
+    """
+    from .tasks import lost_before_claim
+
     rows = WelcomeMail.objects.filter(due(everything=everything)).order_by("pk")
     keys = list(rows.values_list("user_pk", flat=True)[:limit])
+    if lost_tasks:
+        timeout = timedelta(seconds=conf.WELCOME_MAIL_CLAIM_TIMEOUT)
+        keys += lost_before_claim(timezone.now() - timeout)
     return {key: send_welcome(key) for key in keys}
 
 

@@ -12,6 +12,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from django.apps import apps
 from django.core.checks import CheckMessage, Error
 
 from .conf import conf
@@ -48,7 +49,7 @@ if framework is not None:  # pragma: no branch - the test dependencies provide o
         """
         status = send_welcome(user_pk)
         if _can_defer(context.task_result.backend):
-            retry_due(limit=SWEEP)
+            retry_due(limit=SWEEP, lost_tasks=False)
         return status
 
 else:  # pragma: no cover - neither django.tasks nor django-tasks is installed
@@ -99,6 +100,27 @@ def retry_later(user_pk: str, when: datetime) -> bool:
         logger.exception("signalhooks: could not queue the retry of the welcome mail")
         return False
     return True
+
+
+def lost_before_claim(older_than: datetime) -> list[str]:
+    """Return the user pks of welcome tasks a django-tasks-db worker took, then died with.
+
+    With a queued backend the delivery row is written by the task's first statement:
+    a worker killed after taking the task and before that statement leaves only its
+    task, ``RUNNING`` since ``started_at``, and no row for ``welcome --retry`` to find.
+    """
+    if not apps.is_installed("django_tasks_db"):  # pragma: no cover - a test dependency
+        return []
+    from django_tasks_db.models import DBTaskResult
+
+    from .models import WelcomeMail
+
+    running = DBTaskResult.objects.filter(
+        task_path=send_welcome_mail.module_path, status="RUNNING", started_at__lte=older_than
+    )
+    pks = {str(args["args"][0]) for args in running.values_list("args_kwargs", flat=True)}
+    known = set(WelcomeMail.objects.filter(user_pk__in=pks).values_list("user_pk", flat=True))
+    return sorted(pks - known)
 
 
 def check_task_backend() -> list[CheckMessage]:
