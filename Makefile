@@ -5,13 +5,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 PORT ?= 8000
 
-.PHONY: help venv check-redis test lint bench demo clean
+.PHONY: help venv check-redis test lint bench bench-instructions demo clean
 
 help:
 	@echo "make test   - create .venv, install, run the whole suite (100% branch coverage)"
 	@echo "make lint   - ruff and mypy --strict"
 	@echo "make demo   - set up and serve the sample project on http://127.0.0.1:$(PORT)/"
 	@echo "make bench  - run the benchmark suite and write benchmarks/results/REPORT.md"
+	@echo "make bench-instructions - CPU instruction counts under callgrind, peers side by side"
 	@echo "Variables: PYTHON=python3.12  DATABASE_URL=postgres://...  REDIS_URL=redis://..."
 
 $(STAMP): pyproject.toml
@@ -47,6 +48,14 @@ bench: venv check-redis
 	$(PY) -m pytest benchmarks --ds=benchmarks.settings -p no:cov -q \
 	  --benchmark-json=benchmarks/results/$(BENCH_NAME).json --benchmark-min-rounds=20 $(PYTEST_ARGS)
 	$(PY) -m benchmarks.report benchmarks/results/$(BENCH_NAME).json
+
+# Deterministic CPU instruction counts (valgrind --tool=callgrind), SQLite in memory, the
+# peers side by side in one run; added to REPORT.md when a `make bench` JSON exists.
+# GOALS=1 measures only the groups of the goals (faster).
+bench-instructions: venv
+	@mkdir -p benchmarks/results
+	$(PY) -m benchmarks.instructions $(if $(GOALS),--goals) benchmarks/results/$(BENCH_NAME).json
+	@if [ -f benchmarks/results/$(BENCH_NAME).json ]; then $(PY) -m benchmarks.report benchmarks/results/$(BENCH_NAME).json; fi
 
 lint: venv
 	$(VENV)/bin/ruff check .
