@@ -382,7 +382,17 @@ class ModelPlan:
         tracker = self.tracker
         changes = NO_CHANGES if tracker is None else tracker.saved(instance, created, update_fields)
         hooks = self.post_save
-        if hooks:
+        if not hooks:
+            return
+        hook = self.post_save_single
+        d = instance.__dict__
+        if (
+            hook is None
+            or raw
+            or extra
+            or _RUNNING_POST_SAVE in d
+            or muted_targets.get() is not None
+        ):
             kwargs = {
                 "signal": signal,
                 "sender": sender,
@@ -392,24 +402,30 @@ class ModelPlan:
                 "raw": raw,
                 "using": using,
                 "changes": changes,
+                **extra,
             }
-            if extra:
-                kwargs.update(extra)
-            hook = self.post_save_single
-            d = instance.__dict__
-            if hook is None or raw or _RUNNING_POST_SAVE in d or muted_targets.get() is not None:
-                _run(hooks, kwargs, instance, created, _RUNNING_POST_SAVE)
-                return
-            if hook.changed and (
-                hook.changed.isdisjoint(changes)
-                or (hook.transition is not None and not hook.transition.matches(changes))
-            ):
-                return
-            d[_RUNNING_POST_SAVE] = hooks  # what _run keeps there: the hooks running
-            try:
-                hook.call(**kwargs)
-            finally:
-                del d[_RUNNING_POST_SAVE]
+            _run(hooks, kwargs, instance, created, _RUNNING_POST_SAVE)
+            return
+        if hook.changed and (
+            hook.changed.isdisjoint(changes)
+            or (hook.transition is not None and not hook.transition.matches(changes))
+        ):
+            return
+        d[_RUNNING_POST_SAVE] = hooks  # what _run keeps there: the hooks running
+        try:
+            # Keywords, not **kwargs: the hook builds its own dict straight from them.
+            hook.call(
+                signal=signal,
+                sender=sender,
+                instance=instance,
+                created=created,
+                update_fields=update_fields,
+                raw=raw,
+                using=using,
+                changes=changes,
+            )
+        finally:
+            del d[_RUNNING_POST_SAVE]
 
     def _on_delete(self, hooks: tuple[Hook, ...], event: Event, kwargs: dict[str, Any]) -> None:
         instance: Model = kwargs["instance"]
