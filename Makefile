@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 PORT ?= 8000
 
-.PHONY: help venv check-redis chromium test screenshots lint bench demo clean loadtest loadtest-short
+.PHONY: help venv check-redis chromium test screenshots lint bench bench-instructions demo clean loadtest loadtest-short
 
 help:
 	@echo "make test   - create .venv, install, run the whole suite (100% branch coverage)"
@@ -13,6 +13,7 @@ help:
 	@echo "make screenshots - retake docs/images/*.png with the browser test (needs Chromium)"
 	@echo "make demo   - set up and serve the sample project on http://127.0.0.1:$(PORT)/"
 	@echo "make bench  - run the benchmark suite and write benchmarks/results/REPORT.md"
+	@echo "make bench-instructions - CPU instruction counts under callgrind, peers side by side"
 	@echo "make loadtest - gunicorn + PostgreSQL + Redis under load and faults (loadtest/results/full)"
 	@echo "make loadtest-short - the same in under 3 minutes (CI)"
 	@echo "Variables: PYTHON=python3.12  DATABASE_URL=postgres://...  REDIS_URL=redis://...  CHROMIUM=/path"
@@ -68,6 +69,14 @@ bench: venv check-redis
 	$(PY) -m pytest benchmarks --ds=benchmarks.settings -p no:cov -q \
 	  --benchmark-json=benchmarks/results/$(BENCH_NAME).json --benchmark-min-rounds=20 $(PYTEST_ARGS)
 	$(PY) -m benchmarks.report benchmarks/results/$(BENCH_NAME).json
+
+# Deterministic CPU instruction counts (valgrind --tool=callgrind), SQLite in memory, the
+# peers side by side in one run; added to REPORT.md when a `make bench` JSON exists.
+# GOALS=1 measures only the groups of the goals (faster).
+bench-instructions: venv
+	@mkdir -p benchmarks/results
+	$(PY) -m benchmarks.instructions $(if $(GOALS),--goals) benchmarks/results/$(BENCH_NAME).json
+	@if [ -f benchmarks/results/$(BENCH_NAME).json ]; then $(PY) -m benchmarks.report benchmarks/results/$(BENCH_NAME).json; fi
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -58,13 +58,36 @@ def load(path: Path) -> tuple[Groups, dict[str, Any]]:
     return groups, data
 
 
+def _instructions_file(path: Path) -> Path:
+    return path.with_name(path.stem + ".instructions.json")
+
+
 def load_instructions(path: Path) -> dict[str, dict[str, float]]:
     """Return ``{group: {variant: instructions per operation}}`` if measured, else ``{}``."""
-    candidate = path.with_name(path.stem + ".instructions.json")
+    candidate = _instructions_file(path)
     if not candidate.exists():
         return {}
     result: dict[str, dict[str, float]] = json.loads(candidate.read_text())["per_operation"]
     return result
+
+
+def instruction_goals(path: Path) -> list[str]:
+    """Return the section with the instruction-count goals, if they were measured."""
+    from benchmarks.instructions import goals_table
+
+    candidate = _instructions_file(path)
+    if not candidate.exists():
+        return []
+    data = json.loads(candidate.read_text())
+    return [
+        "",
+        "## CPU instruction goals",
+        "",
+        f"`make bench-instructions` (callgrind, Python {data['python']}, SQLite in memory, GC "
+        "off in the measured loop; the peers measured in the same run):",
+        "",
+        goals_table(data["per_operation"], data.get("peak_bytes", {})).rstrip("\n"),
+    ]
 
 
 def ratio(groups: Groups, group: str, variant: str, base: str = "plain") -> float | None:
@@ -414,6 +437,7 @@ def report(path: Path) -> str:
             f"| {target.text} | {target.limit} | {target.measured} | {_verdict(target)} "
             f"| {target.note} |"
         )
+    lines += instruction_goals(path)
     lines += ["", "## All groups"]
     for group, rows in groups.items():
         base = "plain" if "plain" in rows else next(iter(rows))

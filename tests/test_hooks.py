@@ -777,3 +777,38 @@ def test_mti_parent_cache_rules_and_counters_follow_child_saves_and_deletes():
     restaurant.delete()
     assert cache.get_many([f"place:{pk}", "place:name:b"]) == {}
     assert Town.objects.get().place_count == 0
+
+
+# -- 12. composite primary keys --------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_composite_primary_key_hooks_changes_rules_and_bulk_paths(capsys):
+    from django.core.cache import caches
+
+    from signalhooks import invalidate
+    from tests.testapp.models import Seat
+
+    cache = caches["default"]
+    seen = []
+    post_save(Seat, changed="holder")(lambda instance, changes, **kw: seen.append(dict(changes)))
+    invalidate(Seat, keys=["seat:{pk}", "seat:{row}:{number}"])
+    Seat.objects.create(row="A", number=1, holder="x")
+    seat = Seat.objects.get()
+    seat.holder = "y"
+    assert changes(seat) == {"holder": ("x", "y")}
+    keys = ["seat:('A', 1)", "seat:A:1"]  # {pk} is the key's tuple, never None
+    for write in (
+        seat.save,
+        lambda: Seat.objects.filter(row="A").update(holder="z"),
+        lambda: Seat.objects.get().delete(),
+        lambda: Seat.objects.create(row="A", number=1),
+        lambda: Seat.objects.filter(row="A").delete(),
+    ):
+        cache.set_many(dict.fromkeys(keys, 1))
+        with transaction.atomic():  # rules run after commit, when a delete has reset pk
+            write()
+        assert cache.get_many(keys) == {}
+    assert seen[1] == {"holder": ("x", "y")}
+    call_command("signalhooks")
+    assert "testapp.Seat" in capsys.readouterr().out

@@ -170,3 +170,19 @@ def test_registry_remove_unresolved_hook_after_ready():
     assert ("testapp.Missing", "tests.test_registry.noop") in registry.unresolved
     registry.remove(hook)
     assert ("testapp.Missing", "tests.test_registry.noop") not in registry.unresolved
+
+
+def test_registry_save_signals_sent_by_other_code_pass_their_extra_arguments():
+    seen = []
+    plain = Plain.objects.create(name="x")
+    for event in (Event.PRE_SAVE, Event.POST_SAVE):
+        registry.add(
+            Hook(
+                func=lambda **kw: seen.append((kw["signal"], kw["custom"])),
+                event=event,
+                sender=Plain,
+            )
+        )
+    signals.pre_save.send(sender=Plain, instance=plain, custom=1)
+    signals.post_save.send(sender=Plain, instance=plain, created=False, custom=2)
+    assert seen == [(signals.pre_save, 1), (signals.post_save, 2)]

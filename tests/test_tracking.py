@@ -270,3 +270,15 @@ def test_tracking_nested_update_fields_save_in_a_pre_save_hook(django_assert_num
     with django_assert_num_queries(3):  # the deferred load, the inner and outer UPDATE
         document.save(update_fields=["title"])
     assert Document.objects.values_list("title", "notes").get() == ("b", "n")
+
+
+def test_tracking_post_save_sent_by_hand_for_a_deferred_instance():
+    calls, hook = recorder()
+    post_save(Article, changed=["title", "body"])(hook)
+    Article.objects.create(title="a", body="b")
+    loaded = Article.objects.defer("body").get()
+    calls.clear()
+    loaded.title = "c"
+    signals.post_save.send(sender=Article, instance=loaded, created=False)
+    assert calls == [{"title": ("a", "c")}]
+    assert changes(loaded) == {}

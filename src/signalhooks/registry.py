@@ -189,8 +189,8 @@ def _run(
     raw = kwargs.get("raw", False)
     changes = kwargs["changes"]
     d = instance.__dict__
-    outer: list[Hook] | None = d.get(running_key)
-    stack = [] if outer is None else outer
+    outer: Sequence[Hook] | None = d.get(running_key)
+    stack = [] if outer is None else list(outer)
     d[running_key] = stack
     try:
         for hook in hooks:
@@ -227,13 +227,15 @@ def _run(
     finally:
         if outer is None:
             del d[running_key]
+        else:
+            d[running_key] = outer
 
 
 def _run_deferred(hook: Hook, kwargs: dict[str, Any], instance: Model, running_key: str) -> None:
     """Run an ``on_commit`` hook; log its failure instead of stopping the other callbacks."""
     d = instance.__dict__
-    outer: list[Hook] | None = d.get(running_key)
-    stack = [] if outer is None else outer
+    outer: Sequence[Hook] | None = d.get(running_key)
+    stack = [] if outer is None else list(outer)
     d[running_key] = stack
     stack.append(hook)
     try:
@@ -249,6 +251,8 @@ def _run_deferred(hook: Hook, kwargs: dict[str, Any], instance: Model, running_k
         stack.pop()
         if outer is None:
             del d[running_key]
+        else:
+            d[running_key] = outer
 
 
 class ModelPlan:
@@ -267,6 +271,7 @@ class ModelPlan:
         "connected",
         "throughs",
         "wraps",
+        "post_save_single",
     )
 
     def __init__(self, model: type[Model]) -> None:
@@ -285,18 +290,40 @@ class ModelPlan:
         self.connected: set[Signal] = set()
         #: The m2m through models whose signals this plan listens to.
         self.throughs: set[type[Model]] = set()
+        #: The one post_save hook, if it has no condition but ``changed=``: run
+        #: without the general loop (the most common plan, on the hottest path).
+        self.post_save_single: Hook | None = None
         #: What ``tracking.install`` was given for this class (``None``: nothing).
         self.wraps: tuple[Tracker | None, bool] | None = None
 
     # Receivers. Django calls them with ``signal``, ``sender`` and the signal's
-    # keyword arguments; they add ``changes`` and pass the lot on.
+    # keyword arguments; they add ``changes`` and pass the lot on. The save receivers
+    # name every argument Django sends: binding a keyword to a named parameter is a
+    # pointer comparison, one left over for ``**kwargs`` a string comparison with each
+    # parameter name, which made the receiver cost as much as the hook it calls.
 
-    def on_pre_save(self, sender: type[Model], **kwargs: Any) -> None:
-        instance: Model = kwargs["instance"]
+    def on_pre_save(
+        self,
+        signal: Signal,
+        sender: type[Model],
+        instance: Model,
+        raw: bool = False,
+        using: str | None = None,
+        update_fields: frozenset[str] | None = None,
+        **extra: Any,
+    ) -> None:
         adding = instance._state.adding
         tracker = self.tracker
-        kwargs["sender"] = sender
-        update_fields: frozenset[str] | None = kwargs["update_fields"]
+        kwargs: dict[str, Any] = {
+            "signal": signal,
+            "sender": sender,
+            "instance": instance,
+            "raw": raw,
+            "using": using,
+            "update_fields": update_fields,
+        }
+        if extra:
+            kwargs.update(extra)
         if update_fields is None:
             kwargs["changes"] = (
                 NO_CHANGES if tracker is None else tracker.changes(instance, adding=adding)
@@ -341,18 +368,65 @@ class ModelPlan:
             if tracker is not None:
                 d[EXTRA_FIELDS] = frozenset(extra)
 
-    def on_post_save(self, sender: type[Model], **kwargs: Any) -> None:
-        instance: Model = kwargs["instance"]
-        created: bool = kwargs["created"]
+    def on_post_save(
+        self,
+        signal: Signal,
+        sender: type[Model],
+        instance: Model,
+        created: bool,
+        update_fields: frozenset[str] | None = None,
+        raw: bool = False,
+        using: str | None = None,
+        **extra: Any,
+    ) -> None:
         tracker = self.tracker
-        if tracker is None:
-            changes = NO_CHANGES
-        else:
-            changes = tracker.saved(instance, created, kwargs["update_fields"])
-        if self.post_save:
-            kwargs["sender"] = sender
-            kwargs["changes"] = changes
-            _run(self.post_save, kwargs, instance, created, _RUNNING_POST_SAVE)
+        changes = NO_CHANGES if tracker is None else tracker.saved(instance, created, update_fields)
+        hooks = self.post_save
+        if not hooks:
+            return
+        hook = self.post_save_single
+        d = instance.__dict__
+        if (
+            hook is None
+            or raw
+            or extra
+            or _RUNNING_POST_SAVE in d
+            or muted_targets.get() is not None
+            or observers  # the recorder and the panel time each hook: the general path
+        ):
+            kwargs = {
+                "signal": signal,
+                "sender": sender,
+                "instance": instance,
+                "created": created,
+                "update_fields": update_fields,
+                "raw": raw,
+                "using": using,
+                "changes": changes,
+                **extra,
+            }
+            _run(hooks, kwargs, instance, created, _RUNNING_POST_SAVE)
+            return
+        if hook.changed and (
+            hook.changed.isdisjoint(changes)
+            or (hook.transition is not None and not hook.transition.matches(changes))
+        ):
+            return
+        d[_RUNNING_POST_SAVE] = hooks  # what _run keeps there: the hooks running
+        try:
+            # Keywords, not **kwargs: the hook builds its own dict straight from them.
+            hook.call(
+                signal=signal,
+                sender=sender,
+                instance=instance,
+                created=created,
+                update_fields=update_fields,
+                raw=raw,
+                using=using,
+                changes=changes,
+            )
+        finally:
+            del d[_RUNNING_POST_SAVE]
 
     def _on_delete(self, hooks: tuple[Hook, ...], event: Event, kwargs: dict[str, Any]) -> None:
         instance: Model = kwargs["instance"]
@@ -589,6 +663,15 @@ class Registry:
             setattr(plan, event.value, hooks)
         bulk = {h: None for hooks in by_event.values() for h in hooks if h.bulk is not None}
         plan.bulk = tuple(sorted(bulk, key=lambda h: h.sort_key))
+        single = plan.post_save[0] if len(plan.post_save) == 1 else None
+        plan.post_save_single = (
+            single
+            if single is not None
+            and single.created is None
+            and single.when is None
+            and not single.on_commit
+            else None
+        )
         wraps = (tracker, bool(plan.pre_save))
         if plan.wraps != wraps:
             if tracker is None and not plan.pre_save:

@@ -252,15 +252,24 @@ class Tracker:
     ) -> Mapping[str, tuple[Any, Any]]:
         """Return the changes a save wrote and make the saved values the new baseline."""
         d = instance.__dict__
-        new = self.read(d)
         if update_fields is None and not created:
-            # The hot path: an update save. Equal tuples mean nothing changed and
-            # the baseline is already right.
-            old = self.baseline(instance)
+            # The hot path, an update save, written out: every call saved counts.
+            # Equal values mean nothing changed and the baseline is already right.
+            try:
+                new = self.getter(d) if self.plain else self.read(d)
+            except KeyError:  # a deferred field that was never loaded
+                new = self.read(d)
+            state = instance._state
+            old = getattr(state, self.attr, _MISSING)
             if old == new:
                 return NO_CHANGES
-            self.store(instance, self.keep(new))
+            if old is _MISSING:
+                old = self._adopt(state)
+            setattr(state, self.attr, self.keep(new) if self._mutable else new)
+            if self._single and not self._secret and UNLOADED not in (old, new):
+                return {self.names[0]: (old, new)}
             return self._build(self._tuple(old), self._tuple(new))
+        new = self.read(d)
         if update_fields is None:
             self.store(instance, self.keep(new))
             return self._build(self._nothing, self._tuple(new), everything=True)

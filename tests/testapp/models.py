@@ -5,6 +5,8 @@ from typing import Any
 from django.core.files.storage import InMemoryStorage
 from django.db import models
 
+from signalhooks import HooksQuerySet
+
 
 class Author(models.Model):
     name = models.CharField(max_length=100)
@@ -84,3 +86,14 @@ class OwnLoading(models.Model):
     def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
         super().refresh_from_db(*args, **kwargs)
         self.refreshed_by_own_method = True
+
+
+class Seat(models.Model):
+    """A composite primary key (Django 5.2+)."""
+
+    pk = models.CompositePrimaryKey("row", "number")
+    row = models.CharField(max_length=5)
+    number = models.IntegerField()
+    holder = models.CharField(max_length=50, blank=True)
+
+    objects = HooksQuerySet.as_manager()
