@@ -54,6 +54,20 @@ def test_record_says_what_a_failed_flush_kept_for_a_retry(signalhooks_record, fl
     assert signalhooks_record.failed_flushes == []
 
 
+def test_record_sees_a_model_with_one_plain_hook(signalhooks_record):
+    # One post_save hook and nothing else takes the registry's fast path.
+    seen = []
+
+    @post_save(Entry)
+    def remember(sender, instance, **kwargs):
+        seen.append(instance.slug)
+
+    entry = Entry.objects.create(title="A", slug="a")
+    entry.save()
+    assert seen == ["a", "a"]
+    assert [run.func for run in signalhooks_record.hooks] == [remember, remember]
+
+
 def test_record_runs_on_commit_hooks_and_times_them(signalhooks_record):
     seen = []
 
