@@ -509,7 +509,8 @@ class Relation:
             for _, attname in self._kept_attnames(type(instance))
             if _is_expression(d.get(attname))
         ]
-        if expressions:
+        # Django 6.0+ reads expressions back itself on backends with RETURNING.
+        if expressions:  # pragma: no cover - Django 5.2, or a backend without RETURNING
             _unload(instance, expressions)
 
     # -- hooks ---------------------------------------------------------------------------
@@ -539,13 +540,16 @@ class Relation:
         plan = self._plans.get(type(instance)) or self.plan(type(instance))
         old: Values | None = instance.__dict__.pop(self._old, None)
         after = plan.current(instance, update_fields)
-        if plan.totals and any(_is_expression(v) for v in after):
+        # Django 6.0+ reads expressions back itself on backends with RETURNING.
+        if plan.totals and any(map(_is_expression, after)):  # pragma: no cover - Django 5.2
             # amount=F("amount") + 1: only the database knows what the save wrote,
             # and the instance must not keep the F() as a value to sum next time.
             written = [a for a, v in zip(plan.attnames, after, strict=True) if _is_expression(v)]
-            after = plan.fill(instance, tuple(_or_deferred(v) for v in after), using)
+            after = plan.fill(
+                instance, tuple(DEFERRED if _is_expression(v) else v for v in after), using
+            )
             _unload(instance, written)
-        elif DEFERRED in after:
+        if DEFERRED in after:
             # Columns this save did not write and nobody loaded: still what they were.
             after = (
                 plan.fill(instance, after, using)
@@ -876,11 +880,6 @@ def _loaded(instance: Model, attname: str) -> Any:
 
 def _is_expression(value: Any) -> bool:
     return hasattr(value, "resolve_expression")
-
-
-def _or_deferred(value: Any) -> Any:
-    """Return ``value``, or ``DEFERRED`` for an expression the database has to resolve."""
-    return DEFERRED if _is_expression(value) else value
 
 
 def _unload(instance: Model, attnames: Sequence[str]) -> None:
