@@ -4,7 +4,7 @@ Only instances built from rows (``Model.from_db``) or reloaded
 (``refresh_from_db``) need a baseline: a constructed instance is ``adding`` and
 everything about it is new. So the registry wraps those two methods of each model
 class with tracked fields (:func:`install`), and the wrapper stores the tracked
-values in one tuple on the instance's ``ModelState``. Comparing that tuple with the
+values in one tuple on the instance. Comparing that tuple with the
 current values is one C-level comparison when nothing changed, which is the common
 case on the save path.
 """
@@ -22,12 +22,13 @@ from django.core.files import File
 from django.db.models import DEFERRED, Field, FileField, JSONField, Model
 from django.utils.inspect import func_accepts_kwargs, func_supports_parameter
 
-#: Prefix of the ``ModelState`` attribute holding the baseline (kept off the instance
-#: so ``vars(instance)`` never shows it). The rest of the name lists the tracked
-#: attnames joined by ``__`` (which no field name contains), so a baseline stored
-#: before ``track()`` added a field is still read right. One attribute, not one per
-#: field: CPython keeps a spare slot for one more attribute in an object's inline
-#: values; a second one costs a whole dict per instance.
+#: Prefix of the instance attribute holding the baseline. The rest of the name lists
+#: the tracked attnames joined by ``__`` (which no field name contains), so a baseline
+#: stored before ``track()`` added a field is still read right. One attribute, not one
+#: per field, and on the instance, not its ModelState: CPython keeps a spare slot for
+#: one more attribute in an object's inline values, and a model's instances share
+#: their attribute names with that model alone (every ModelState shares its names
+#: with every model's, so there the slot is soon gone and each row gets a dict).
 STATE = "_signalhooks__"
 #: What ``changes`` shows for a password hash, old and new.
 REDACTED = "<redacted>"
@@ -153,9 +154,8 @@ class Tracker:
 
     def baseline(self, instance: Model) -> Any:
         """Return the stored baseline of ``instance`` (unloaded fields: ``UNLOADED``)."""
-        state = instance._state
-        value = getattr(state, self.attr, _MISSING)
-        return self._adopt(state) if value is _MISSING else value
+        value = getattr(instance, self.attr, _MISSING)
+        return self._adopt(instance) if value is _MISSING else value
 
     def _adopt(self, state: Any) -> Any:
         # No baseline for this layout: one stored for another layout (tracking grew
@@ -173,7 +173,7 @@ class Tracker:
 
     def store(self, instance: Model, value: Any) -> None:
         """Make ``value`` (from :meth:`read`, as kept) the baseline of ``instance``."""
-        setattr(instance._state, self.attr, value)
+        setattr(instance, self.attr, value)
 
     def forget(self, instance: Model, attnames: Iterable[str]) -> None:
         """Mark ``attnames`` of ``instance`` as not loaded: they reload as a copy of the row."""
@@ -259,13 +259,12 @@ class Tracker:
                 new = self.getter(d) if self.plain else self.read(d)
             except KeyError:  # a deferred field that was never loaded
                 new = self.read(d)
-            state = instance._state
-            old = getattr(state, self.attr, _MISSING)
+            old = getattr(instance, self.attr, _MISSING)
             if old == new:
                 return NO_CHANGES
             if old is _MISSING:
-                old = self._adopt(state)
-            setattr(state, self.attr, self.keep(new) if self._mutable else new)
+                old = self._adopt(instance)
+            setattr(instance, self.attr, self.keep(new) if self._mutable else new)
             if self._single and not self._secret and UNLOADED not in (old, new):
                 return {self.names[0]: (old, new)}
             return self._build(self._tuple(old), self._tuple(new))
@@ -374,7 +373,7 @@ def _from_db(
         f"def from_db(cls, db, field_names, values{param}):\n"
         f"    new = original(cls, db, field_names, values{pass_on})\n"
         "    if len(values) == count:\n"
-        f"        new._state.{tracker.attr} = {values}\n"
+        f"        new.{tracker.attr} = {values}\n"
         "    else:  # loaded with .only() / .defer()\n"
         "        store(new, read(new.__dict__))\n"
         "    return new\n"
