@@ -80,7 +80,10 @@ demo: venv
 	SAMPLE_REDIS_WARNED=1 $(PY) sample_project/manage.py demo
 	@echo ""
 	@echo "Serving the sample project on http://127.0.0.1:$(PORT)/  (Ctrl-C stops it)"
-	$(PY) sample_project/manage.py runserver 127.0.0.1:$(PORT)
+	@echo "with a task worker sending the mail the site queues (db_worker --backend mail)"
+	@SAMPLE_REDIS_WARNED=1 $(PY) sample_project/manage.py db_worker --backend mail -v 0 & worker=$$!; \
+	  trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	  $(PY) sample_project/manage.py runserver 127.0.0.1:$(PORT)
 
 clean:
 	rm -rf $(VENV) build .coverage htmlcov .mypy_cache .ruff_cache

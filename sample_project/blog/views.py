@@ -69,11 +69,13 @@ def register(request: HttpRequest) -> HttpResponse:
     form = RegisterForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         # Creating the user row is all it takes: signalhooks sends user_registered
-        # after commit, and its built-in receiver sends the welcome mail.
+        # after commit, and its built-in receiver queues the welcome mail (a task the
+        # worker sends).
         user = form.save()
         login(request, user)
         messages.success(
-            request, f"Welcome, {user.get_username()}! A welcome mail went to {user.email}."
+            request,
+            f"Welcome, {user.get_username()}! A welcome mail to {user.email} is on its way.",
         )
         return redirect("home")
     return render(request, "registration/register.html", {"form": form})
