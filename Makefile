@@ -41,12 +41,13 @@ check-redis:
 # with apt-get). Without one the browser test alone is skipped and says how to get it;
 # under CI=true it fails instead.
 chromium: venv
-	@if ! $(PY) -m sample_project.tests.chromium 2>/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	@if ! $(PY) -m sample_project.tests.chromium && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "== installing Debian's chromium for the browser test"; \
 	  apt-get install -y -q chromium >/dev/null 2>&1 \
 	    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } \
-	    || echo "warning: apt-get could not install chromium; the browser test will be skipped" >&2; \
+	    || echo "warning: apt-get could not install chromium" >&2; \
 	fi
+	@$(PY) -m sample_project.tests.chromium --explain || true
 
 # Three runs, one per settings module: the library's suite (which alone must cover
 # 100% of src/), the sample project's own tests, and the benchmarks with timing off
@@ -54,7 +55,7 @@ chromium: venv
 # Nothing here writes into the tree: the screenshots are `make screenshots`.
 test: venv check-redis chromium
 	$(PY) -m pytest tests --cov --cov-report=term-missing $(PYTEST_ARGS)
-	@if [ -d sample_project ]; then set -x; $(PY) -m pytest sample_project --ds=sample_project.settings -p no:cov $(PYTEST_ARGS); fi
+	@if [ -d sample_project ]; then set -x; $(PY) -m pytest sample_project --ds=sample_project.settings -p no:cov -rs $(PYTEST_ARGS); fi
 	@if [ -d benchmarks ] && ls benchmarks/bench_*.py >/dev/null 2>&1; then set -x; $(PY) -m pytest benchmarks --ds=benchmarks.settings -p no:cov --benchmark-disable $(PYTEST_ARGS); fi
 
 # The README's screenshots, retaken by the browser test in docs/images/.
@@ -105,7 +106,10 @@ demo: venv
 	SAMPLE_REDIS_WARNED=1 $(PY) sample_project/manage.py demo
 	@echo ""
 	@echo "Serving the sample project on http://127.0.0.1:$(PORT)/  (Ctrl-C stops it)"
-	$(PY) sample_project/manage.py runserver 127.0.0.1:$(PORT)
+	@echo "with a task worker sending the mail the site queues (db_worker --backend mail)"
+	@SAMPLE_REDIS_WARNED=1 $(PY) sample_project/manage.py db_worker --backend mail -v 0 & worker=$$!; \
+	  trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	  $(PY) sample_project/manage.py runserver 127.0.0.1:$(PORT)
 
 clean:
 	rm -rf $(VENV) build .coverage htmlcov .mypy_cache .ruff_cache

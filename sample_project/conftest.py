@@ -32,6 +32,14 @@ def clean_cache():
 
 
 @pytest.fixture
+def deliver_mail():
+    """Return a function that works off the mail queue (the demo's db_worker) once."""
+    from sample_project.devtools.worker import deliver_mail
+
+    return deliver_mail
+
+
+@pytest.fixture
 def seeded(transactional_db):
     """The demo's users, posts and comments."""
     from sample_project.blog.seed import seed

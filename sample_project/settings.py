@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     # The welcome mail goes through Django's tasks framework (the backport before 6.0).
     *(["django_tasks"] if django.VERSION < (6, 0) else []),
+    "django_tasks_db",
     "signalhooks",
     "sample_project.blog",
     "sample_project.devtools",
@@ -65,7 +66,7 @@ if DEBUG_TOOLBAR:
         *PANELS_DEFAULTS,
         "signalhooks.contrib.debug_toolbar.panel.SignalhooksPanel",
     ]
-    INTERNAL_IPS = ["127.0.0.1"]
+    INTERNAL_IPS = ["127.0.0.1", "::1"]
 
 ROOT_URLCONF = "sample_project.urls"
 WSGI_APPLICATION = "sample_project.wsgi.application"
@@ -176,11 +177,20 @@ else:
 DEVTOOLS = DEBUG
 
 _TASKS_MODULE = "django.tasks" if django.VERSION >= (6, 0) else "django_tasks"
-# Immediate: the welcome mail goes out right after the registering transaction commits.
-TASKS = {"default": {"BACKEND": f"{_TASKS_MODULE}.backends.immediate.ImmediateBackend"}}
+# Mail never goes out inside a request: the welcome mail and the hooks' mail are tasks
+# on "mail", a queue in the database that `manage.py db_worker --backend mail` works
+# off (`make demo` starts one; the tests run it when they want the mail delivered).
+TASKS = {
+    "default": {"BACKEND": f"{_TASKS_MODULE}.backends.immediate.ImmediateBackend"},
+    "mail": {"BACKEND": "django_tasks_db.DatabaseBackend"},
+}
 
 # SITE_URL: the host of the activation links in welcome mails (`make demo` serves here).
-SIGNALHOOKS = {"SITE_NAME": "Signalhooks Sample Blog", "SITE_URL": "http://127.0.0.1:8000"}
+SIGNALHOOKS = {
+    "SITE_NAME": "Signalhooks Sample Blog",
+    "SITE_URL": "http://127.0.0.1:8000",
+    "TASK_BACKEND": "mail",
+}
 
 LOGGING = {
     "version": 1,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.mail import EmailMessage
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -16,6 +15,7 @@ from signalhooks import counter, invalidate, post_save, pre_save, touch, user_re
 
 from .models import Comment, Post
 from .pages import AUTHOR_TAG, HOME_KEY, POST_KEY
+from .tasks import mail_comment_author
 
 logger = logging.getLogger("sample_project")
 
@@ -54,15 +54,12 @@ def stamp(sender: type[Post], instance: Post, **kwargs: Any) -> None:
 
 @post_save(Comment, created=True, on_commit=True)
 def notify_author(sender: type[Comment], instance: Comment, **kwargs: Any) -> None:
-    """Mail the post's author about a new comment, once the comment is committed."""
-    post = instance.post
-    if instance.author_id == post.author_id or not post.author.email:
-        return
-    EmailMessage(
-        subject=f"{instance.author} commented on “{post.title}”",
-        body=f"{instance.author} wrote:\n\n{instance.body}\n\nRead it at {post.get_absolute_url()}",
-        to=[post.author.email],
-    ).send()
+    """Queue the mail to the post's author, once the comment is committed.
+
+    The task worker sends it: the request that saved the comment renders and sends
+    nothing (it pays one INSERT, the queued task).
+    """
+    mail_comment_author.enqueue(instance.pk)
 
 
 # -- users ----------------------------------------------------------------------------

@@ -69,8 +69,9 @@ def register(request: HttpRequest) -> HttpResponse:
     form = RegisterForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         # Creating the user row is all it takes: signalhooks sends user_registered
-        # after commit, and its built-in receiver sends the welcome mail. The user is
-        # not active yet, so the mail carries the activation link (signalhooks.urls).
+        # after commit, and its built-in receiver queues the welcome mail (a task the
+        # worker sends). The user is not active yet, so the mail carries the
+        # activation link (signalhooks.urls).
         user = form.save(commit=False)
         user.is_active = False
         user.save()

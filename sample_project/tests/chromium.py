@@ -1,7 +1,8 @@
 """Find the Chromium the browser test drives: ``CHROMIUM=``, else the first one on PATH.
 
 ``python -m sample_project.tests.chromium`` exits 0 when there is one (the Makefile
-asks before it offers to install Debian's package).
+asks before it offers to install Debian's package); with ``--explain`` it also says
+what the browser test will do without one.
 """
 
 from __future__ import annotations
@@ -38,5 +39,17 @@ def find_chromium() -> str | None:
     return next(filter(None, map(shutil.which, NAMES)), None)
 
 
+def main(explain: bool) -> int:
+    try:
+        found = find_chromium()
+    except FileNotFoundError as error:
+        if explain:
+            print(f"note: the browser test will fail: {error}")
+        return 1
+    if found is None and explain:
+        print(f"note: skipping the browser test: {HOW_TO_GET}")
+    return 0 if found else 1
+
+
 if __name__ == "__main__":
-    sys.exit(0 if find_chromium() else 1)
+    sys.exit(main(explain="--explain" in sys.argv))

@@ -13,8 +13,10 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connections
 from playwright.sync_api import expect, sync_playwright
 
@@ -52,7 +54,28 @@ def images(tmp_path):
     return directory
 
 
-def browse(base: str, chromium: str, images: Path) -> None:
+def show_the_panel(page: Any, base: str, images: Path) -> None:
+    """Comment with django-debug-toolbar on and open the signalhooks panel of that POST."""
+    page.goto(f"{base}/posts/{HELLO}/")
+    page.fill("#id_body", "Seen by the debug toolbar.")
+    page.click("main form button[type=submit]")
+    expect(page.locator(".messages")).to_contain_text("Comment added.")
+    # The toolbar shows the page the comment redirected to; its history has the POST.
+    page.click("#djdt-HistoryPanel a")
+    post = page.locator(
+        "#HistoryPanel tr[data-request-id]", has=page.get_by_text("POST", exact=True)
+    )
+    post.locator("button.switchHistory").click()
+    expect(post).to_have_class(re.compile("djdt-highlighted"))  # the sidebar is the POST's
+    page.click("#djdt-SignalhooksPanel a")
+    panel = page.locator("#SignalhooksPanel")
+    expect(panel).to_contain_text("blog.Post.comment_count")
+    expect(panel).to_contain_text("succeeded")
+    expect(panel).to_contain_text(f"post:{HELLO}")
+    page.screenshot(path=images / "debug-toolbar.png")
+
+
+def browse(base: str, chromium: str, images: Path, debug_on: Any = None) -> None:
     """Register, read the welcome mail, comment, and see the count on the cached home page."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
@@ -97,13 +120,24 @@ def browse(base: str, chromium: str, images: Path) -> None:
             expect(count).to_have_text("3 comments")
             expect(page.locator("#invalidations-panel")).to_contain_text(f"post:{HELLO}")
             page.screenshot(path=images / "home.png")
+            if debug_on is not None:
+                debug_on()
+                show_the_panel(page, base, images)
         finally:
             browser.close()
 
 
 @pytest.mark.django_db(transaction=True)
-def test_browser_register_mailbox_and_comment(live_site, seeded, images):
+def test_browser_register_mailbox_and_comment(live_site, seeded, images, settings):
     chromium = chromium_or_skip()
+    toolbar = django_settings.DEBUG_TOOLBAR  # the site in development, toolbar installed
+    # No worker here (test_site.py has the queue): the mail tasks run right after commit.
+    settings.TASKS = {**settings.TASKS, "mail": settings.TASKS["default"]}
+
+    def debug_on():
+        settings.DEBUG = True  # pytest-django runs the live server with DEBUG off
+
+    debug_on = debug_on if toolbar else None
 
     # Playwright's sync API runs an asyncio event loop in the thread that calls it,
     # and Django refuses database access in a thread with a running event loop
@@ -112,7 +146,7 @@ def test_browser_register_mailbox_and_comment(live_site, seeded, images):
     # browser runs in a thread of its own and no DJANGO_ALLOW_ASYNC_UNSAFE is needed;
     # the live server answers from its own thread, as it always does.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(browse, live_site.url, chromium, images).result(timeout=180)
+        pool.submit(browse, live_site.url, chromium, images, debug_on).result(timeout=180)
 
     assert (
         Mail.objects.filter(
@@ -120,8 +154,8 @@ def test_browser_register_mailbox_and_comment(live_site, seeded, images):
         ).count()
         == 1
     )
-    assert Post.objects.get(slug=HELLO).comment_count == 3
-    for name in ("home.png", "mailbox.png"):
+    assert Post.objects.get(slug=HELLO).comment_count == (4 if toolbar else 3)
+    for name in ("home.png", "mailbox.png", *(["debug-toolbar.png"] if toolbar else [])):
         assert (images / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -67,3 +67,18 @@ def test_browser_test_uses_the_chromium_found(bare_path):
     found = executable(bare_path, "chromium")
     assert chromium_or_skip() == str(found)
     assert os.access(found, os.X_OK)
+
+
+def test_make_asks_and_explains(bare_path, monkeypatch, capsys):
+    from sample_project.tests.chromium import main
+
+    assert main(explain=True) == 1
+    assert capsys.readouterr().out == f"note: skipping the browser test: {HOW_TO_GET}\n"
+    monkeypatch.setenv("CHROMIUM", "/nowhere/chromium")
+    assert main(explain=True) == 1
+    assert (
+        "note: the browser test will fail: CHROMIUM='/nowhere/chromium'" in capsys.readouterr().out
+    )
+    monkeypatch.delenv("CHROMIUM")
+    executable(bare_path, "chromium")
+    assert main(explain=False) == 0 and capsys.readouterr().out == ""

@@ -18,6 +18,7 @@ from sample_project.blog import pages
 from sample_project.blog.models import Comment, Post
 from sample_project.blog.seed import PASSWORD, seed
 from sample_project.devtools.models import Mail
+from sample_project.devtools.worker import deliver_mail
 from signalhooks import cache_invalidated, is_cached, recount, user_registered
 
 READER = "dora"
@@ -52,6 +53,7 @@ def watch() -> Iterator[Seen]:
     finally:
         cache_invalidated.disconnect(dispatch_uid="demo.watch")
         user_registered.disconnect(dispatch_uid="demo.watch")
+    deliver_mail()  # the request queued the mail; the worker (here: in-process) sends it
     seen.mails = list(Mail.objects.filter(pk__gt=last).order_by("pk"))
 
 
@@ -96,7 +98,7 @@ class Command(BaseCommand):
         for name in seen.registered:
             self.say(f"   user_registered sent for {name} (after commit)")
         for mail in seen.mails:
-            self.say(f"   mail to {mail.recipients}: {mail.subject!r}")
+            self.say(f"   mail to {mail.recipients} (sent by the task worker): {mail.subject!r}")
         for flush in seen.flushes:
             keys = ", ".join(flush["keys"]) or "-"
             tags = ", ".join(flush["tags"]) or "-"
@@ -163,7 +165,7 @@ class Command(BaseCommand):
         self.say(f"   updated_at    {when(stamp)} -> {when(post.updated_at)} (touch)")
         self.report(seen)
         self.say(f"   now: {self.cached_keys(pages.HOME_KEY, key)}")
-        self.say("   (the mail is notify_author, a post_save(on_commit=True) hook)")
+        self.say("   (the mail: notify_author, a post_save(on_commit=True) hook, queued a task)")
 
         self.step(
             "4. Two comments in one transaction: one flush after commit",

@@ -63,14 +63,14 @@ class SignalhooksPanel(Panel):
 
     def hook_ran(self, hook: Hook, kwargs: Mapping[str, Any], seconds: float) -> None:
         if self._here():
-            instance = kwargs.get("instance")
+            pk = getattr(kwargs.get("instance"), "pk", None)
             self._hooks.append(
                 {
                     "label": hook.label,
                     "kind": hook.kind,
                     "event": hook.event.value,
                     "model": kwargs["sender"]._meta.label,
-                    "pk": "" if instance is None else str(instance.pk),
+                    "pk": "" if pk is None else str(pk),  # a pre_save of a new row has none
                     "ms": round(seconds * 1000, 3),
                 }
             )
