@@ -67,6 +67,9 @@ def show_the_panel(page: Any, base: str, images: Path) -> None:
     )
     post.locator("button.switchHistory").click()
     expect(post).to_have_class(re.compile("djdt-highlighted"))  # the sidebar is the POST's
+    # The switch replaces the sidebar: click the POST's panel link, not the old one.
+    page.wait_for_load_state("networkidle")
+    expect(page.locator("#djdt-SignalhooksPanel")).not_to_contain_text("0 hook runs")
     page.click("#djdt-SignalhooksPanel a")
     panel = page.locator("#SignalhooksPanel")
     expect(panel).to_contain_text("blog.Post.comment_count")
