@@ -9,6 +9,7 @@ fault ("workers reloaded during an outage") this test injects.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import dj_database_url
 import django
@@ -47,11 +48,13 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 SIGNALHOOKS = {**SIGNALHOOKS}
 if "WELCOME_MAIL_CLAIM_TIMEOUT" in DEFAULTS:
-    # A send interrupted by the killed worker is taken up again after this long.
-    from datetime import timedelta
-
-    SIGNALHOOKS["WELCOME_MAIL_CLAIM_TIMEOUT"] = timedelta(
-        seconds=float(os.environ.get("LOADTEST_CLAIM_TIMEOUT", "10"))
+    # A send interrupted by the killed worker is taken up again after this long, in
+    # the setting's own type (a timedelta or a number of seconds).
+    _claim = float(os.environ.get("LOADTEST_CLAIM_TIMEOUT", "10"))
+    SIGNALHOOKS["WELCOME_MAIL_CLAIM_TIMEOUT"] = (
+        timedelta(seconds=_claim)
+        if isinstance(DEFAULTS["WELCOME_MAIL_CLAIM_TIMEOUT"], timedelta)
+        else _claim
     )
 
 LOGGING = {
