@@ -175,4 +175,4 @@ class ClusterTopology(Processes):
         for start, end, primary, *_ in self.nodes[0].cluster("slots"):
             if start <= slot <= end:
                 return int(primary[1])
-        raise LookupError(key)  # pragma: no cover - every slot is served once the state is ok
+        raise LookupError(f"no primary serves the slot of {key!r}")
