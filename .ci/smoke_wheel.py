@@ -18,6 +18,7 @@ SHIPPED = (
     "templates/signalhooks/welcome.txt",
     "templates/signalhooks/welcome_subject.txt",
     "migrations/0001_initial.py",
+    "migrations/0004_welcome_mail_claims.py",
     "contrib/debug_toolbar/panel.py",
     "contrib/debug_toolbar/templates/signalhooks/debug_toolbar/panel.html",
     "testing.py",
@@ -69,6 +70,7 @@ def check_django() -> None:
             {"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}
         ],
         USE_TZ=True,
+        SECRET_KEY="smoke-test-only",  # signs the Message-ID and the activation links
         DEFAULT_FROM_EMAIL="smoke@example.com",
         SIGNALHOOKS={"SITE_NAME": "Smoke"},
         **mail,
