@@ -40,6 +40,7 @@ COUNTS = {
     "create save": 200,
     "delete": 200,
     "load 10,000 rows": 1,
+    "autocommit save with a rule": 200,
     "100 saves in one transaction": 3,
     "comment create": 200,
 }
@@ -60,6 +61,24 @@ GOALS = [
         1.045,
     ),
     (LOAD_GOAL, TRACKED, ["django-lifecycle-hooks", "django-lifecycle"], 1.05),
+    (
+        "autocommit save with a rule",
+        "signalhooks rule (keys+tags)",
+        ["plain + one round trip (by hand)"],
+        1.15,
+    ),
+    (
+        "100 saves in one transaction",
+        "signalhooks rule (keys+tags)",
+        ["plain + one round trip (by hand)"],
+        1.03,
+    ),
+    (
+        "comment create",
+        "signalhooks counter + touch",
+        ["django receiver (one UPDATE of the post)", "plain + one UPDATE of the post (by hand)"],
+        1.6,
+    ),
 ]
 #: The load goal's peak memory (tracemalloc) as a ratio to plain.
 MEMORY_LIMIT = 1.10
@@ -151,6 +170,14 @@ def child(out: Path, goals_only: bool = False) -> None:
         ops.fill(model)
         measure("load 10,000 rows", variant, lambda model=model: ops.load(model))
         model.objects.all().delete()
+    group = "autocommit save with a rule"
+    measure(group, "plain", lambda: ops.update_save(m.Plain))
+    measure(
+        group,
+        "plain + one round trip (by hand)",
+        lambda: ops.update_save(m.Plain, round_trip=True),
+    )
+    measure(group, "signalhooks rule (keys+tags)", lambda: ops.update_save(m.Ruled))
     group = "100 saves in one transaction"
     measure(group, "plain", lambda: ops.hundred_saves(m.Plain))
     measure(
