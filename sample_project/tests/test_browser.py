@@ -65,8 +65,18 @@ def show_the_panel(page: Any, base: str, images: Path) -> None:
     post = page.locator(
         "#HistoryPanel tr[data-request-id]", has=page.get_by_text("POST", exact=True)
     )
-    post.locator("button.switchHistory").click()
-    expect(post).to_have_class(re.compile("djdt-highlighted"))  # the sidebar is the POST's
+    highlighted = re.compile("djdt-highlighted")
+    # The panel loads its rows by fetch and may redraw them: a click on a row being
+    # replaced is lost, so wait for the page to settle and click again if needed.
+    for _ in range(4):
+        page.wait_for_load_state("networkidle")
+        post.locator("button.switchHistory").click()
+        try:
+            expect(post).to_have_class(highlighted, timeout=2_500)
+            break
+        except AssertionError:
+            continue
+    expect(post).to_have_class(highlighted)  # the sidebar is the POST's
     # The switch replaces the sidebar: click the POST's panel link, not the old one.
     page.wait_for_load_state("networkidle")
     expect(page.locator("#djdt-SignalhooksPanel")).not_to_contain_text("0 hook runs")
