@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 
 import dj_database_url
@@ -89,12 +90,17 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": "signalhooks_default",
+            # The non-test names are opened by a subprocess's system checks only: keep
+            # them out of the working tree.
+            "NAME": os.path.join(tempfile.gettempdir(), "signalhooks_default.sqlite3"),
             # A file, not memory: the db_worker processes of the mail tests share it.
             "TEST": {"NAME": f"test_signalhooks_default{_SUFFIX}.sqlite3"},
             "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF"},
         },
-        "other": {"ENGINE": "django.db.backends.sqlite3", "NAME": "signalhooks_other"},
+        "other": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.path.join(tempfile.gettempdir(), "signalhooks_other.sqlite3"),
+        },
     }
 IS_POSTGRES = str(DATABASES["default"]["ENGINE"]).endswith("postgresql")
 
