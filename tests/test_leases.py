@@ -214,3 +214,107 @@ def test_is_cached_looks_without_taking_a_lease(alias):
     assert cached("home", lambda: "page", tags=["entries"], cache=alias) == "page"  # no wait
     assert is_cached("home", tags=["entries"], cache=alias)
     assert not is_cached("home", cache=alias)  # without the tags: another key
+
+
+# -- early recompute (XFetch) -------------------------------------------------------------
+
+#: An ``early`` so large that every hit of a value with a known cost recomputes (XFetch
+#: recomputes when cost * early * -ln(random) reaches the remaining TTL: here unless the
+#: draw is within 1e-12 of 1).
+ALWAYS = 1e15
+
+
+class Renders:
+    """A page whose n-th render returns n, taking ``seconds``."""
+
+    def __init__(self, seconds=0.0):
+        self.count = 0
+        self.seconds = seconds
+
+    def __call__(self):
+        self.count += 1
+        threading.Event().wait(self.seconds)
+        return self.count
+
+
+@pytest.mark.parametrize("alias", ["default", "locmem"])
+def test_cached_early_recomputes_a_hit_before_it_expires(alias):
+    render = Renders(0.01)
+    assert cached("hot", render, timeout=60, early=ALWAYS, cache=alias) == 1
+    assert cached("hot", render, timeout=60, early=ALWAYS, cache=alias) == 2  # recomputed
+    assert cached("hot", render, timeout=60, cache=alias) == 2  # stored; no early: a hit
+    assert render.count == 2
+
+
+@pytest.mark.parametrize("alias", ["default", "locmem"])
+def test_cached_early_far_from_expiry_is_a_plain_hit(alias):
+    # A render of a few ms against a minute to go: cost * early * -ln(random) stays far
+    # below the TTL for any draw (-ln of the smallest double is under 40).
+    render = Renders()
+    for _ in range(20):
+        assert cached("hot", render, timeout=60, early=1.0, cache=alias) == 1
+    assert render.count == 1
+
+
+def test_cached_early_recomputes_one_caller_at_a_time():
+    slow = Renders(0.3)
+    assert cached("hot", slow, timeout=60, early=ALWAYS) == 1
+    results = []
+    start = threading.Barrier(8)
+
+    def request():
+        start.wait()
+        results.append(cached("hot", slow, timeout=60, early=ALWAYS))
+
+    run_threads(8, request)
+    # One caller drew the lease and recomputed; the others were served the value at once.
+    assert slow.count == 2
+    assert sorted(results) == [1] * 7 + [2]
+    assert cached("hot", lambda: "not called", timeout=60) == 2
+
+
+def test_cached_early_recompute_under_a_cancelled_lease_is_not_stored():
+    invalidate(Entry, keys=["home"])
+    assert cached("home", render_titles, timeout=60, early=ALWAYS) == []
+    computing, committed = threading.Event(), threading.Event()
+
+    def slow_render():
+        titles = render_titles()
+        computing.set()
+        assert committed.wait(10)
+        return titles
+
+    def writer():
+        try:
+            assert computing.wait(10)
+            Entry.objects.create(title="new", slug="n")  # deletes "home" and its lease
+        finally:
+            connection.close()
+            committed.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert cached("home", slow_render, timeout=60, early=ALWAYS) == []  # not stored
+    thread.join()
+    assert cached("home", render_titles, timeout=60) == ["new"]
+
+
+def test_cached_early_hit_is_one_round_trip(round_trips):
+    cached("home", lambda: "page", tags=["entries"], timeout=60, early=1.0)
+    start = round_trips()
+    assert cached("home", lambda: "not called", tags=["entries"], timeout=60, early=1.0) == "page"
+    assert round_trips() - start == 1
+
+
+def test_cached_early_needs_an_expiry():
+    render = Renders()
+    assert cached("forever", render, timeout=None, early=ALWAYS) == 1
+    assert cached("forever", render, timeout=None, early=ALWAYS) == 1  # never expires
+    assert cached("forever", render, timeout=None, early=ALWAYS, cache="locmem") == 2
+    assert cached("forever", render, timeout=None, early=ALWAYS, cache="locmem") == 2
+
+
+@pytest.mark.parametrize("early", [-1, float("nan")])
+def test_cached_early_refuses_what_is_not_a_beta(early):
+    with pytest.raises(ValueError, match=r"cached\('home', early=.*\): early is XFetch's beta"):
+        cached("home", lambda: 1, early=early)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 import string
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from django.core.cache import InvalidCacheBackendError, caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
@@ -26,7 +27,16 @@ from .conf import conf
 from .epoch import EPOCH_KEY, clock_us
 from .hooks import Fields, _fields, _senders
 from .invalidation import redis_client, tag_key
-from .leases import MISSING, Lease, backend_timeout, holds, lookup, release, store
+from .leases import (
+    MISSING,
+    Lease,
+    backend_timeout,
+    early_draw,
+    holds,
+    lookup,
+    release,
+    store,
+)
 from .registry import BulkChange, Event, Hook, ModelRef, registry
 from .tracking import find_field
 
@@ -570,6 +580,7 @@ def cached(
     timeout: float | None = DEFAULT_TIMEOUT,
     cache: str | None = None,
     stale: bool = False,
+    early: float = 0.0,
 ) -> T:
     """Return the value cached under ``key`` and ``tags``, computing and storing it if missing.
 
@@ -577,11 +588,18 @@ def cached(
     django-redis a miss takes a lease that an invalidation cancels: a value computed
     from rows read before a commit is never served after that commit's invalidation.
     Concurrent misses of one key compute once; the others wait for the value, or take
-    the last one with ``stale=True``. With the cache down or slow, compute and return
-    the value (logged, never raised). ``timeout`` defaults to the cache's ``TIMEOUT``.
+    the last one with ``stale=True``. ``early`` (XFetch's beta, e.g. 1.0) recomputes a
+    value before it expires, one caller at a time, the more likely the nearer its
+    expiry and the longer it took to compute. With the cache down or slow, compute and
+    return the value (logged, never raised). ``timeout`` defaults to the cache's ``TIMEOUT``.
     """
     if isinstance(tags, str):
         raise TypeError(f"cached(tags={tags!r}): pass a list, e.g. tags=[{tags!r}].")
+    if not early >= 0:  # also refuses NaN
+        raise ValueError(
+            f"cached({key!r}, early={early!r}): early is XFetch's beta, a number >= 0 "
+            "(0 turns early recomputes off, 1.0 is the usual choice)."
+        )
     alias = cache or conf.CACHE
     backend = caches[alias]
     if breaker.is_open(alias):
@@ -592,26 +610,50 @@ def cached(
     try:
         if client is None:
             full_key = _generic_key(backend, key, tags)
-            found = backend.get(full_key, MISSING)
+            found = _early_unwrap(backend.get(full_key, MISSING), early)
         else:
-            found, lease = lookup(client, key, tags, seconds, stale)
+            found, lease = lookup(client, key, tags, seconds, stale, early)
     except Exception as error:
         breaker.failed(alias, "reading", error)
         return compute()
     breaker.succeeded(alias)
-    if found is not MISSING:
+    if found is not MISSING and lease is None:
         return cast(T, found)
+    started = time.perf_counter()
     try:
         value = compute()
     except BaseException:
         if lease is not None:
             _quietly(alias, "giving a lease back", release, client, lease)
         raise
+    took = time.perf_counter() - started if early else None
     if client is None:
-        _quietly(alias, "storing", backend.set, full_key, value, timeout=seconds)
+        stored = value if took is None or seconds is None else _Timed.create(value, seconds, took)
+        _quietly(alias, "storing", backend.set, full_key, stored, timeout=seconds)
     elif lease is not None:
-        _quietly(alias, "storing", store, client, lease, value, seconds, key, stale)
+        _quietly(alias, "storing", store, client, lease, value, seconds, key, stale, took)
     return value
+
+
+class _Timed(NamedTuple):
+    """A value stored with ``early`` on a cache without Lua: with its expiry and cost."""
+
+    value: Any
+    expires: float  # time.time()
+    took: float  # seconds to compute
+
+    @classmethod
+    def create(cls, value: Any, timeout: float, took: float) -> _Timed:
+        return cls(value, time.time() + timeout, took)
+
+
+def _early_unwrap(found: Any, early: float) -> Any:
+    """Return the value of ``found``; MISSING when XFetch draws an early recompute."""
+    if not isinstance(found, _Timed):
+        return found
+    if early and time.time() + found.took * float(early_draw(early)) >= found.expires:
+        return MISSING  # no leases here: each caller drawn recomputes
+    return found.value
 
 
 def is_cached(key: str, *, tags: Sequence[str] = (), cache: str | None = None) -> bool:

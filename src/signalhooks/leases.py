@@ -9,6 +9,14 @@ before a commit is never stored after that commit's invalidation. Callers that
 miss while another holds the lease wait for its value (bounded by
 ``LEASE_WAIT``), or take the key's last value with ``stale=True``.
 
+Early recompute (``early=``, XFetch: Vattani et al., VLDB 2015): a value stored
+with ``early`` keeps how long it took to compute under ``<key>|delta``. On a hit
+the script recomputes early with probability rising as the expiry nears, weighed
+by that time: it hands the caller the value *and* a lease when
+``delta * early * -ln(random) >= the key's remaining TTL``. The random draw comes
+from the client (Lua's own generator is not random per call), and the lease makes
+it one early recompute at a time; the others keep getting the value.
+
 Everything goes to the primary (``get_client(write=True)``): a lagging replica
 would hand out old generations, epochs and leases.
 
@@ -18,7 +26,9 @@ it reads, so it touches keys of several slots (it would fail with CROSSSLOT).
 
 from __future__ import annotations
 
+import math
 import os
+import random
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -33,9 +43,10 @@ from .scripts import Script
 
 #: KEYS: the epoch, then the tags' generation keys. ARGV: the key (prefixed), the
 #: generation lifetime (s), the lease lifetime (ms), a lease token ("" to only look),
-#: "1" for stale.
+#: "1" for stale, the early recompute draw (``early * -ln(random)``, "0" for none).
 #: Returns {1, value} (hit), {2, key} (a lease: compute and store), {3, value}
-#: (the last value, stale), {0} (another caller holds the lease: wait).
+#: (the last value, stale), {4, value, key} (a hit and a lease: recompute early),
+#: {0} (another caller holds the lease: wait).
 _READ = (
     EPOCH_LUA
     + """
@@ -57,7 +68,17 @@ if #KEYS > 1 then
   key = key .. '@' .. table.concat(generations, '.')
 end
 local value = redis.call('GET', key)
-if value then return {1, value} end
+if value then
+  if ARGV[6] ~= '0' and ARGV[4] ~= '' then
+    local delta = redis.call('GET', key .. '|delta')
+    local ttl = redis.call('PTTL', key)
+    if delta and ttl > 0 and tonumber(delta) * tonumber(ARGV[6]) >= ttl
+        and redis.call('SET', key .. '|lease', ARGV[4], 'NX', 'PX', ARGV[3]) then
+      return {4, value, key}
+    end
+  end
+  return {1, value}
+end
 if ARGV[4] == '' then return {0} end
 if redis.call('SET', key .. '|lease', ARGV[4], 'NX', 'PX', ARGV[3]) then return {2, key} end
 if ARGV[5] == '1' then
@@ -69,8 +90,9 @@ return {0}
 )
 
 #: ARGV: the value key, the lease token, the timeout (ms, "" for none), the stale
-#: copy's key ("" for none) and timeout (ms), then the value; without a value, only
-#: give the lease back. Returns 1 if stored, 0 if the lease was cancelled.
+#: copy's key ("" for none) and timeout (ms), the value, and the time the value took
+#: to compute (ms, for ``early``; "" for none); without a value, only give the lease
+#: back. Returns 1 if stored, 0 if the lease was cancelled.
 _STORE = """
 local lease = ARGV[1] .. '|lease'
 if redis.call('GET', lease) ~= ARGV[2] then return 0 end
@@ -80,6 +102,7 @@ if ARGV[3] == '' then
   redis.call('SET', ARGV[1], ARGV[6])
 else
   redis.call('SET', ARGV[1], ARGV[6], 'PX', ARGV[3])
+  if ARGV[7] ~= '' then redis.call('SET', ARGV[1] .. '|delta', ARGV[7], 'PX', ARGV[3]) end
 end
 if ARGV[4] ~= '' then redis.call('SET', ARGV[4], ARGV[6], 'PX', ARGV[5]) end
 return 1
@@ -122,21 +145,35 @@ def _read_arguments(
 def holds(client: DefaultClient, key: str, tags: Sequence[str]) -> bool:
     """Return whether a value is cached under ``key`` and ``tags`` (taking no lease)."""
     keys, args = _read_arguments(client, key, tags, None, "")
-    return bool(read_script(client.get_client(write=True), keys, [*args, "0"])[0] == 1)
+    state = read_script(client.get_client(write=True), keys, [*args, "0", "0"])[0]
+    return bool(state == 1)
+
+
+def early_draw(early: float) -> str:
+    """Return XFetch's ``early * -ln(random)`` as the read script takes it ("0": off)."""
+    if not early:
+        return "0"
+    return repr(-early * math.log(1.0 - random.random()))  # noqa: S311 (not for secrets)
 
 
 def lookup(
-    client: DefaultClient, key: str, tags: Sequence[str], timeout: float | None, stale: bool
+    client: DefaultClient,
+    key: str,
+    tags: Sequence[str],
+    timeout: float | None,
+    stale: bool,
+    early: float = 0.0,
 ) -> tuple[Any, Lease | None]:
     """Return ``(value, None)`` on a hit, else ``(MISSING, lease or None)``.
 
     Without a lease the caller computes and does not store: another caller held the
-    lease longer than ``LEASE_WAIT``.
+    lease longer than ``LEASE_WAIT``. ``(value, lease)``: a hit whose caller was drawn
+    to recompute early (``early``, XFetch) and store under the lease.
     """
     redis = client.get_client(write=True)
     token = os.urandom(8).hex()
     keys, args = _read_arguments(client, key, tags, timeout, token)
-    args.append("1" if stale else "0")
+    args += ["1" if stale else "0", early_draw(early)]
     deadline = time.monotonic() + float(conf.LEASE_WAIT)
     pause = 0.005
     while True:
@@ -146,6 +183,8 @@ def lookup(
             return client.decode(reply[1]), None
         if state == 2:
             return MISSING, Lease(reply[1].decode(), token)
+        if state == 4:
+            return client.decode(reply[1]), Lease(reply[2].decode(), token)
         if time.monotonic() + pause > deadline:
             return MISSING, None
         time.sleep(pause)
@@ -153,9 +192,18 @@ def lookup(
 
 
 def store(
-    client: DefaultClient, lease: Lease, value: Any, timeout: float | None, key: str, stale: bool
+    client: DefaultClient,
+    lease: Lease,
+    value: Any,
+    timeout: float | None,
+    key: str,
+    stale: bool,
+    took: float | None = None,
 ) -> bool:
-    """Store ``value`` under ``lease``; return False if an invalidation cancelled it."""
+    """Store ``value`` under ``lease``; return False if an invalidation cancelled it.
+
+    ``took``: the seconds ``value`` took to compute, kept for early recomputes.
+    """
     if timeout is not None and timeout <= 0:
         # Django's meaning of a timeout of 0: do not cache. Give the lease back.
         release(client, lease)
@@ -172,6 +220,7 @@ def store(
         str(client.make_key(key)) + "|stale" if stale else "",
         max(int(conf.STALE_TIMEOUT * 1000), 1),
         encoded,
+        "" if took is None else max(int(took * 1000), 1),
     ]
     return bool(store_script(client.get_client(write=True), (), args))
 
