@@ -133,17 +133,16 @@ def pre_save(
     ``was=``, ``is_now=``, ``was_not=``, ``is_not=`` and ``changes_to=`` narrow a
     ``changed=`` field to one transition of its value (old, new).
     """
-    senders = _senders("pre_save", senders)
     if on_commit:
         raise TypeError(
             "@pre_save(..., on_commit=True): a pre_save hook runs before the row is "
             "written, so it cannot wait for the commit. Use @post_save(..., on_commit=True)."
         )
-    _created("pre_save", created)
-    names = _fields("pre_save", senders, changed)
-    transition = _transition(
-        "pre_save",
-        names,
+    return _save_hook(
+        Event.PRE_SAVE,
+        senders,
+        created,
+        changed,
         {
             "was": was,
             "is_now": is_now,
@@ -151,23 +150,10 @@ def pre_save(
             "is_not": is_not,
             "changes_to": changes_to,
         },
+        when=when,
+        raw=raw,
+        priority=priority,
     )
-
-    def decorator(func: F) -> F:
-        _register(
-            Event.PRE_SAVE,
-            senders,
-            func,
-            created=created,
-            changed=names,
-            transition=transition,
-            when=when,
-            raw=raw,
-            priority=priority,
-        )
-        return func
-
-    return decorator
 
 
 def post_save(
@@ -188,12 +174,11 @@ def post_save(
 
     Conditions as for :func:`pre_save`.
     """
-    senders = _senders("post_save", senders)
-    names = _fields("post_save", senders, changed)
-    _created("post_save", created)
-    transition = _transition(
-        "post_save",
-        names,
+    return _save_hook(
+        Event.POST_SAVE,
+        senders,
+        created,
+        changed,
         {
             "was": was,
             "is_now": is_now,
@@ -201,20 +186,37 @@ def post_save(
             "is_not": is_not,
             "changes_to": changes_to,
         },
+        when=when,
+        on_commit=on_commit,
+        raw=raw,
+        priority=priority,
     )
+
+
+def _save_hook(
+    event: Event,
+    senders: tuple[ModelRef, ...],
+    created: bool | None,
+    changed: Fields,
+    transitions: dict[str, Any],
+    **options: Any,
+) -> Callable[[F], F]:
+    """Check the arguments of ``@pre_save``/``@post_save``; return the decorator."""
+    name = event.value
+    senders = _senders(name, senders)
+    _created(name, created)
+    names = _fields(name, senders, changed)
+    transition = _transition(name, names, transitions)
 
     def decorator(func: F) -> F:
         _register(
-            Event.POST_SAVE,
+            event,
             senders,
             func,
             created=created,
             changed=names,
             transition=transition,
-            when=when,
-            on_commit=on_commit,
-            raw=raw,
-            priority=priority,
+            **options,
         )
         return func
 

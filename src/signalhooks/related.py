@@ -644,19 +644,20 @@ class Relation:
         parent: type[Model] = fk.related_model
         problems = [p for c in self.counters for p in self._counter_problems(model, parent, c)]
         problems.extend(p for t in self.totals for p in self._total_problems(model, parent, t))
-        for touch in self.touches:
-            field = find_field(parent, touch.field)
-            if not isinstance(field, DateField):
-                problems.append(
-                    Problem(
-                        "E022",
-                        f"touch({label}, {self.fk!r}, {touch.field!r}): "
-                        f"{_describe(parent, touch.field, field, 'a DateTimeField or DateField')}.",
-                        "Touch a date/time field, e.g. add "
-                        f"{touch.field if field is None else 'updated_at'} = "
-                        f"models.DateTimeField(null=True) to {parent.__name__}.",
-                    )
-                )
+        problems.extend(
+            problem
+            for touch in self.touches
+            for problem in _field_problem(
+                "E022",
+                f"touch({label}, {self.fk!r}, {touch.field!r})",
+                parent,
+                touch.field,
+                DateField,
+                "a DateTimeField or DateField",
+                "Touch a date/time field",
+                ("updated_at", "models.DateTimeField(null=True)"),
+            )
+        )
         problems.extend(self._duplicates(model, parent, others))
         return problems
 
@@ -664,31 +665,32 @@ class Relation:
         self, model: type[Model], parent: type[Model], counter: Counter
     ) -> Iterator[Problem]:
         call = f"counter({model._meta.label}, {self.fk!r}, {counter.field!r})"
-        field = find_field(parent, counter.field)
-        if not isinstance(field, IntegerField):
-            yield Problem(
-                "E021",
-                f"{call}: {_describe(parent, counter.field, field, 'an integer field')}.",
-                "Count into an integer field, e.g. add "
-                f"{counter.field if field is None else 'comment_count'} = "
-                f"models.PositiveIntegerField(default=0) to {parent.__name__}.",
-            )
+        yield from _field_problem(
+            "E021",
+            call,
+            parent,
+            counter.field,
+            IntegerField,
+            "an integer field",
+            "Count into an integer field",
+            ("comment_count", "models.PositiveIntegerField(default=0)"),
+        )
         yield from _where_problems(call, model, counter)
 
     def _total_problems(
         self, model: type[Model], parent: type[Model], total: Total
     ) -> Iterator[Problem]:
         call = f"total({model._meta.label}, {self.fk!r}, {total.field!r}, of={total.of!r})"
-        field = find_field(parent, total.field)
-        if not isinstance(field, NUMBERS):
-            yield Problem(
-                "E026",
-                f"{call}: {_describe(parent, total.field, field, 'a numeric field')}.",
-                "Sum into an IntegerField, DecimalField or FloatField, e.g. add "
-                f"{total.field if field is None else 'total'} = "
-                f"models.DecimalField(max_digits=12, decimal_places=2, default=0) to "
-                f"{parent.__name__}.",
-            )
+        yield from _field_problem(
+            "E026",
+            call,
+            parent,
+            total.field,
+            NUMBERS,
+            "a numeric field",
+            "Sum into an IntegerField, DecimalField or FloatField",
+            ("total", "models.DecimalField(max_digits=12, decimal_places=2, default=0)"),
+        )
         of = find_field(model, total.of)
         if not isinstance(of, NUMBERS):
             yield Problem(
@@ -701,7 +703,9 @@ class Relation:
                 )
                 + ".",
             )
-        elif isinstance(field, IntegerField) and not isinstance(of, IntegerField):
+        elif isinstance(find_field(parent, total.field), IntegerField) and not isinstance(
+            of, IntegerField
+        ):
             yield Problem(
                 "E028",
                 f"{call}: {parent._meta.label}.{total.field} is an integer field, but "
@@ -840,6 +844,31 @@ def _describe(model: type[Model], name: str, field: Field[Any, Any] | None, want
     if field is None:
         return f"{model._meta.label} has no field {name!r}"
     return f"{model._meta.label}.{name} is a {type(field).__name__}, not {wanted}"
+
+
+def _field_problem(
+    code: str,
+    call: str,
+    model: type[Model],
+    name: str,
+    kinds: type[Field[Any, Any]] | tuple[type[Field[Any, Any]], ...],
+    wanted: str,
+    advice: str,
+    example: tuple[str, str],
+) -> Iterator[Problem]:
+    """Yield a problem if ``model.<name>`` is missing or not one of ``kinds``.
+
+    The hint shows the field to add: ``name`` if it is missing, else ``example``'s name.
+    """
+    field = find_field(model, name)
+    if not isinstance(field, kinds):
+        suggested, declaration = example
+        yield Problem(
+            code,
+            f"{call}: {_describe(model, name, field, wanted)}.",
+            f"{advice}, e.g. add {name if field is None else suggested} = {declaration} "
+            f"to {model.__name__}.",
+        )
 
 
 def _call(child: str, fk: str, declared: Counter | Total) -> str:
