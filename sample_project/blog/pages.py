@@ -31,7 +31,9 @@ def home_html() -> str:
         context = {"posts": posts, "rendered_at": timezone.now()}
         return render_to_string("blog/_post_list.html", context)
 
-    return cached(HOME_KEY, render, timeout=TIMEOUT)
+    # The hottest page: recomputed a little before it expires (XFetch), by one reader,
+    # so its expiry never makes a crowd of readers wait for the same render.
+    return cached(HOME_KEY, render, timeout=TIMEOUT, early=1.0)
 
 
 def post_html(post: Post) -> str:
