@@ -20,13 +20,13 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.checks import CheckMessage, Error
 from django.db.models import DEFERRED, Field, Model, QuerySet
 
-from . import breaker
+from . import breaker, cluster, leases
 from .batching import queue
 from .conf import conf
 from .epoch import EPOCH_KEY, clock_us
 from .hooks import Fields, _fields, _senders
 from .invalidation import redis_client, tag_key
-from .leases import MISSING, Lease, backend_timeout, holds, lookup, release, store
+from .leases import MISSING, Lease, backend_timeout
 from .registry import BulkChange, Event, Hook, ModelRef, registry
 from .tracking import find_field
 
@@ -555,6 +555,15 @@ def _generic_key(backend: Any, key: str, tags: Sequence[str]) -> str:
     return "@".join([key, numbers[0], *([".".join(numbers[1:])] if tags else [])])
 
 
+def _leasing(backend: Any) -> tuple[Any, Any]:
+    """Return the client and the lease module for ``backend``: django-redis, a cluster, or None."""
+    client = redis_client(backend)
+    if client is not None:
+        return client, leases
+    client = cluster.cluster_client(backend)
+    return client, None if client is None else cluster
+
+
 def _quietly(alias: str, doing: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     try:
         call(*args, **kwargs)
@@ -574,8 +583,9 @@ def cached(
     """Return the value cached under ``key`` and ``tags``, computing and storing it if missing.
 
     The epoch and the tags' generations are read *before* ``compute()`` runs, and on
-    django-redis a miss takes a lease that an invalidation cancels: a value computed
-    from rows read before a commit is never served after that commit's invalidation.
+    django-redis and on Redis Cluster (django-valkey) a miss takes a lease that an
+    invalidation cancels: a value computed from rows read before a commit is never
+    served after that commit's invalidation.
     Concurrent misses of one key compute once; the others wait for the value, or take
     the last one with ``stale=True``. With the cache down or slow, compute and return
     the value (logged, never raised). ``timeout`` defaults to the cache's ``TIMEOUT``.
@@ -586,7 +596,7 @@ def cached(
     backend = caches[alias]
     if breaker.is_open(alias):
         return compute()
-    client = redis_client(backend)
+    client, leasing = _leasing(backend)
     seconds = backend_timeout(backend, timeout)
     lease: Lease | None = None
     try:
@@ -594,7 +604,7 @@ def cached(
             full_key = _generic_key(backend, key, tags)
             found = backend.get(full_key, MISSING)
         else:
-            found, lease = lookup(client, key, tags, seconds, stale)
+            found, lease = leasing.lookup(client, key, tags, seconds, stale)
     except Exception as error:
         breaker.failed(alias, "reading", error)
         return compute()
@@ -605,19 +615,19 @@ def cached(
         value = compute()
     except BaseException:
         if lease is not None:
-            _quietly(alias, "giving a lease back", release, client, lease)
+            _quietly(alias, "giving a lease back", leasing.release, client, lease)
         raise
     if client is None:
         _quietly(alias, "storing", backend.set, full_key, value, timeout=seconds)
     elif lease is not None:
-        _quietly(alias, "storing", store, client, lease, value, seconds, key, stale)
+        _quietly(alias, "storing", leasing.store, client, lease, value, seconds, key, stale)
     return value
 
 
 def is_cached(key: str, *, tags: Sequence[str] = (), cache: str | None = None) -> bool:
     """Return whether ``cached(key, ..., tags=tags)`` would be a hit now (it may raise)."""
     backend = caches[cache or conf.CACHE]
-    client = redis_client(backend)
+    client, leasing = _leasing(backend)
     if client is None:
         return bool(backend.has_key(_generic_key(backend, key, tags)))
-    return holds(client, key, tags)
+    return bool(leasing.holds(client, key, tags))
