@@ -1,9 +1,10 @@
 """Keys, tags, patterns and cached() on a real three-primary Redis Cluster.
 
 The backend is django-valkey's ``ClusterValkeyCache`` as it comes (valkey-py speaks
-the Redis protocol; Redis 7 serves it): signalhooks reaches it through Django's cache
+the Redis protocol; Redis 7 serves it): the flush reaches it through Django's cache
 API, and the cluster client splits a multi-key ``DEL`` by slot into one pipeline per
-node, so no adapter is needed.
+node, so no adapter is needed. ``cached()``'s leases and restart checks on the cluster
+are tests/test_cluster.py.
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ def test_cluster_flush_sends_one_pipeline_per_node(cluster, cluster_cache):
     cluster_cache.set_many(dict.fromkeys(keys, "cached"))
     NodeCounting.sends.clear()
     entry.save()
-    # One pipeline per node, and one GET of the epoch (the generic path has no Lua
-    # to read it in the same round trip as the deletes).
+    # One pipeline per node, and one read of the epoch on its node (a script there:
+    # the deletes of the other slots cannot go in the same round trip).
     expected = dict.fromkeys(cluster.ports, 1)
     expected[cluster.holding(cluster_cache.make_key(EPOCH_KEY))] += 1
     assert NodeCounting.sends == expected
