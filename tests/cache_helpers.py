@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 import uuid
 
 from django.conf import settings
@@ -57,3 +58,22 @@ def flaky_cache():
         if server.process is not None:
             server.process.send_signal(signal.SIGCONT)
         server.stop()
+
+
+#: An ``early`` so large that every hit of a value with a known cost recomputes (XFetch
+#: recomputes when cost * early * -ln(random) reaches the remaining TTL: here unless the
+#: draw is within 1e-12 of 1).
+ALWAYS = 1e15
+
+
+class Renders:
+    """A page whose n-th render returns n, taking ``seconds``."""
+
+    def __init__(self, seconds=0.0):
+        self.count = 0
+        self.seconds = seconds
+
+    def __call__(self):
+        self.count += 1
+        threading.Event().wait(self.seconds)
+        return self.count

@@ -148,11 +148,9 @@ class ClusterTopology(Processes):
 
     def start(self) -> ClusterTopology:
         self.ports = [cluster_port() for _ in range(3)]
+        self.by_port: dict[int, subprocess.Popen[bytes]] = {}
         for port in self.ports:
-            self.server(
-                port, "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
-                "--cluster-node-timeout", "2000",
-            )  # fmt: skip
+            self._node(port)
         subprocess.run(
             ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
              "--cluster-replicas", "0", "--cluster-yes"],
@@ -165,11 +163,41 @@ class ClusterTopology(Processes):
         )
         return self
 
+    def _node(self, port: int) -> None:
+        # Its own snapshot file (the folder is shared), loaded again when it restarts.
+        self.server(
+            port, "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
+            "--cluster-node-timeout", "2000", "--dbfilename", f"dump-{port}.rdb",
+        )  # fmt: skip
+        self.by_port[port] = self.processes[-1]
+
+    def restart_from_snapshot(self, port: int) -> None:
+        """Crash the node on ``port`` and start it again: it loads its last ``SAVE``.
+
+        Nothing else is saved (``--save ""``, and a kill saves nothing); its node id and
+        slots come back from its nodes file, so it rejoins the cluster as itself.
+        """
+        process = self.by_port[port]
+        process.kill()
+        process.wait(10)
+        self._node(port)
+        wait_for(
+            lambda: all(n.cluster("info")["cluster_state"] == "ok" for n in self.nodes),
+            "the cluster agreeing on its slots after the restart",
+        )
+
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.ports[0]}/0"
 
-    def holding(self, key: str) -> int:
+    def node_at(self, port: int) -> redis.Redis:
+        return self.nodes[self.ports.index(port)]
+
+    def node(self, key: str | bytes) -> redis.Redis:
+        """Return a client of the primary holding ``key``."""
+        return self.node_at(self.holding(key))
+
+    def holding(self, key: str | bytes) -> int:
         """Return the port of the primary whose slots hold ``key``."""
         slot = self.nodes[0].cluster("keyslot", key)
         for start, end, primary, *_ in self.nodes[0].cluster("slots"):

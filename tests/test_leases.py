@@ -10,7 +10,7 @@ from django.test import override_settings
 
 from signalhooks import cached, invalidate, is_cached, retry
 from signalhooks.cache import tag_key
-from tests.cache_helpers import stored_key
+from tests.cache_helpers import ALWAYS, Renders, stored_key
 from tests.cacheapp.models import Entry
 from tests.redis_server import RedisServer
 
@@ -217,24 +217,6 @@ def test_is_cached_looks_without_taking_a_lease(alias):
 
 
 # -- early recompute (XFetch) -------------------------------------------------------------
-
-#: An ``early`` so large that every hit of a value with a known cost recomputes (XFetch
-#: recomputes when cost * early * -ln(random) reaches the remaining TTL: here unless the
-#: draw is within 1e-12 of 1).
-ALWAYS = 1e15
-
-
-class Renders:
-    """A page whose n-th render returns n, taking ``seconds``."""
-
-    def __init__(self, seconds=0.0):
-        self.count = 0
-        self.seconds = seconds
-
-    def __call__(self):
-        self.count += 1
-        threading.Event().wait(self.seconds)
-        return self.count
 
 
 @pytest.mark.parametrize("alias", ["default", "locmem"])

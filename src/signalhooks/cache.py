@@ -21,22 +21,13 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.checks import CheckMessage, Error
 from django.db.models import DEFERRED, Field, Model, QuerySet
 
-from . import breaker
+from . import breaker, cluster, leases
 from .batching import queue
 from .conf import conf
 from .epoch import EPOCH_KEY, clock_us
 from .hooks import Fields, _fields, _senders
 from .invalidation import redis_client, tag_key
-from .leases import (
-    MISSING,
-    Lease,
-    backend_timeout,
-    early_draw,
-    holds,
-    lookup,
-    release,
-    store,
-)
+from .leases import MISSING, Lease, backend_timeout, early_draw
 from .registry import BulkChange, Event, Hook, ModelRef, registry
 from .tracking import find_field
 
@@ -565,6 +556,15 @@ def _generic_key(backend: Any, key: str, tags: Sequence[str]) -> str:
     return "@".join([key, numbers[0], *([".".join(numbers[1:])] if tags else [])])
 
 
+def _leasing(backend: Any) -> tuple[Any, Any]:
+    """Return the client and the lease module for ``backend``: django-redis, a cluster, or None."""
+    client = redis_client(backend)
+    if client is not None:
+        return client, leases
+    client = cluster.cluster_client(backend)
+    return client, None if client is None else cluster
+
+
 def _quietly(alias: str, doing: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     try:
         call(*args, **kwargs)
@@ -585,8 +585,9 @@ def cached(
     """Return the value cached under ``key`` and ``tags``, computing and storing it if missing.
 
     The epoch and the tags' generations are read *before* ``compute()`` runs, and on
-    django-redis a miss takes a lease that an invalidation cancels: a value computed
-    from rows read before a commit is never served after that commit's invalidation.
+    django-redis and on Redis Cluster (django-valkey) a miss takes a lease that an
+    invalidation cancels: a value computed from rows read before a commit is never
+    served after that commit's invalidation.
     Concurrent misses of one key compute once; the others wait for the value, or take
     the last one with ``stale=True``. ``early`` (XFetch's beta, e.g. 1.0) recomputes a
     value before it expires, one caller at a time, the more likely the nearer its
@@ -604,7 +605,7 @@ def cached(
     backend = caches[alias]
     if breaker.is_open(alias):
         return compute()
-    client = redis_client(backend)
+    client, leasing = _leasing(backend)
     seconds = backend_timeout(backend, timeout)
     lease: Lease | None = None
     try:
@@ -612,7 +613,7 @@ def cached(
             full_key = _generic_key(backend, key, tags)
             found = _early_unwrap(backend.get(full_key, MISSING), early)
         else:
-            found, lease = lookup(client, key, tags, seconds, stale, early)
+            found, lease = leasing.lookup(client, key, tags, seconds, stale, early)
     except Exception as error:
         breaker.failed(alias, "reading", error)
         return compute()
@@ -624,14 +625,14 @@ def cached(
         value = compute()
     except BaseException:
         if lease is not None:
-            _quietly(alias, "giving a lease back", release, client, lease)
+            _quietly(alias, "giving a lease back", leasing.release, client, lease)
         raise
     took = time.perf_counter() - started if early else None
     if client is None:
         stored = value if took is None or seconds is None else _Timed.create(value, seconds, took)
         _quietly(alias, "storing", backend.set, full_key, stored, timeout=seconds)
     elif lease is not None:
-        _quietly(alias, "storing", store, client, lease, value, seconds, key, stale, took)
+        _quietly(alias, "storing", leasing.store, client, lease, value, seconds, key, stale, took)
     return value
 
 
@@ -659,7 +660,7 @@ def _early_unwrap(found: Any, early: float) -> Any:
 def is_cached(key: str, *, tags: Sequence[str] = (), cache: str | None = None) -> bool:
     """Return whether ``cached(key, ..., tags=tags)`` would be a hit now (it may raise)."""
     backend = caches[cache or conf.CACHE]
-    client = redis_client(backend)
+    client, leasing = _leasing(backend)
     if client is None:
         return bool(backend.has_key(_generic_key(backend, key, tags)))
-    return holds(client, key, tags)
+    return bool(leasing.holds(client, key, tags))

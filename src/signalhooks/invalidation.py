@@ -10,7 +10,9 @@ invalidations go to the database retry store (:mod:`signalhooks.retry`) for
 the next successful flush.
 
 Redis Cluster: the flush script derives the keys it deletes from the epoch it
-reads, and one pipeline holds keys of every slot (CROSSSLOT on a cluster).
+reads, and one pipeline holds keys of every slot (CROSSSLOT on a cluster), so a
+cluster goes through Django's cache API, with what :mod:`signalhooks.cluster`
+stores for each key (its value and lease, behind a hash tag) among the deletes.
 """
 
 from __future__ import annotations
@@ -259,12 +261,21 @@ def _text(value: bytes | str) -> str:
 
 def _send_generic(alias: str, backend: Any, invalidation: Invalidation, new_epoch: bool) -> None:
     """Invalidate through Django's cache API (built-in Redis, LocMem, sharded django-redis)."""
+    from . import cluster  # not at the top: cluster.py imports this module
+
+    cluster_client = cluster.cluster_client(backend)
     if new_epoch:
         bump_generic(backend)
     if invalidation.keys:
-        epoch = generic_epoch(backend)
         keys = sorted(invalidation.keys)
-        backend.delete_many([*keys, *(f"{key}@{epoch}" for key in keys)])
+        if cluster_client is None:
+            epoch = generic_epoch(backend)
+            held = [f"{key}@{epoch}" for key in keys]
+        else:
+            # Values and leases in the slot of each key's hash tag (cancels the leases).
+            held = cluster.held_keys(cluster_client, keys)
+        # On a cluster, django-valkey splits the DEL by slot: one pipeline per node.
+        backend.delete_many([*keys, *held])
     for tag in sorted(invalidation.tags):
         # No generation yet: cached() restarts it above any number used before.
         # (django-valkey's incr raises TypeError for a missing key on Redis 7, whose
@@ -286,5 +297,6 @@ def _send_generic(alias: str, backend: Any, invalidation: Invalidation, new_epoc
         )
         return
     for pattern in sorted(invalidation.patterns):
-        for glob in (pattern, pattern + "@*"):
+        stored = pattern + "@*" if cluster_client is None else cluster.held_pattern(pattern)
+        for glob in (pattern, stored):
             delete_pattern(glob, itersize=max(int(conf.PATTERN_SCAN_COUNT), 1))

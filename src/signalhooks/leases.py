@@ -20,8 +20,8 @@ it one early recompute at a time; the others keep getting the value.
 Everything goes to the primary (``get_client(write=True)``): a lagging replica
 would hand out old generations, epochs and leases.
 
-Redis Cluster: the script builds the value key from the epoch and generation keys
-it reads, so it touches keys of several slots (it would fail with CROSSSLOT).
+Redis Cluster has its own scripts (:mod:`signalhooks.cluster`): these build the
+value key from the epoch and generation keys they read, which live in other slots.
 """
 
 from __future__ import annotations
