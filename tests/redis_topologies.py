@@ -175,7 +175,9 @@ class ClusterTopology(Processes):
         """Crash the node on ``port`` and start it again: it loads its last ``SAVE``.
 
         Nothing else is saved (``--save ""``, and a kill saves nothing); its node id and
-        slots come back from its nodes file, so it rejoins the cluster as itself.
+        slots come back from its nodes file, so it rejoins the cluster as itself. Call
+        it from the test's main thread: the new process dies with the thread starting
+        it (``PR_SET_PDEATHSIG``).
         """
         process = self.by_port[port]
         process.kill()

@@ -17,6 +17,7 @@ import pytest
 
 from signalhooks import cached, invalidate
 from signalhooks.epoch import EPOCH_KEY
+from signalhooks.invalidation import Invalidation, send, tag_key
 from tests.cacheapp.models import Entry
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -64,6 +65,79 @@ def test_cluster_flush_sends_one_pipeline_per_node(cluster, cluster_cache):
     expected[cluster.holding(cluster_cache.make_key(EPOCH_KEY))] += 1
     assert NodeCounting.sends == expected
     assert cluster_cache.get_many(keys) == {}
+
+
+def spread_tags(cluster, cache, prefix, count=30):
+    """Return ``count`` tags starting with ``prefix`` whose generations are on every primary."""
+    tags = [f"{prefix}{i}" for i in range(count)]
+    assert {cluster.holding(cache.make_key(tag_key(t))) for t in tags} == set(cluster.ports)
+    return tags
+
+
+def generations(cluster, cache, tags):
+    """Return the generation of each of ``tags`` as the cluster holds it (None: missing)."""
+    names = [cache.make_key(tag_key(tag)) for tag in tags]
+    return [cluster.node(name).get(name) for name in names]
+
+
+def test_cluster_flush_of_keys_and_tags_is_one_pipeline_per_node(cluster, cluster_cache):
+    tags = spread_tags(cluster, cluster_cache, "author:")
+    invalidate(
+        Entry,
+        keys=[f"entry:{{pk}}:{i}" for i in range(12)],
+        tags=[*tags, "never-read"],
+        cache="cluster",
+    )
+    cached("page", lambda: "v1", tags=tags, cache="cluster")  # the generations exist
+    entry = Entry.objects.create(title="a", slug="a")  # connects to every node
+    keys = [f"entry:{entry.pk}:{i}" for i in range(12)]
+    cluster_cache.set_many(dict.fromkeys(keys, "cached"))
+    before = [int(number) for number in generations(cluster, cluster_cache, tags)]
+    NodeCounting.sends.clear()
+    entry.save()
+    # The epoch (a script on its node: the deletes depend on it), then one pipeline
+    # holding the deletes and the tag bumps: one send per node, all nodes at once.
+    expected = dict.fromkeys(cluster.ports, 1)
+    expected[cluster.holding(cluster_cache.make_key(EPOCH_KEY))] += 1
+    assert NodeCounting.sends == expected
+    assert cluster_cache.get_many(keys) == {}
+    after = [int(number) for number in generations(cluster, cluster_cache, tags)]
+    assert after == [number + 1 for number in before]
+    # A generation never read is not created: cached() starts it at the clock.
+    assert generations(cluster, cluster_cache, ["never-read"]) == [None]
+    assert cached("page", lambda: "v2", tags=tags, cache="cluster") == "v2"
+
+
+def test_cluster_flush_of_tags_alone_reads_no_epoch(cluster, cluster_cache):
+    tags = spread_tags(cluster, cluster_cache, "site:", count=3)
+    cached("page", lambda: "v1", tags=tags, cache="cluster")
+    nodes = {cluster.holding(cluster_cache.make_key(tag_key(tag))) for tag in tags}
+    assert send("cluster", Invalidation(tags=set(tags)))  # the nodes learn the script
+    NodeCounting.sends.clear()
+    assert send("cluster", Invalidation(tags=set(tags)))
+    assert NodeCounting.sends == dict.fromkeys(nodes, 1)
+    assert cached("page", lambda: "v2", tags=tags, cache="cluster") == "v2"
+
+
+def test_cluster_new_epoch_is_one_round_trip(cluster, cluster_cache):
+    assert send("cluster", Invalidation(), new_epoch=True)  # the node learns the script
+    assert cached("page", lambda: "v1", cache="cluster") == "v1"
+    NodeCounting.sends.clear()
+    assert send("cluster", Invalidation(), new_epoch=True)
+    assert NodeCounting.sends == {cluster.holding(cluster_cache.make_key(EPOCH_KEY)): 1}
+    assert cached("page", lambda: "v2", cache="cluster") == "v2"
+
+
+def test_cluster_flush_after_the_nodes_forgot_the_scripts(cluster, cluster_cache):
+    tags = spread_tags(cluster, cluster_cache, "author:")
+    invalidate(Entry, keys=["home"], tags=tags, cache="cluster")
+    assert cached("home", lambda: "v1", cache="cluster") == "v1"
+    assert cached("tagged", lambda: "v1", tags=tags, cache="cluster") == "v1"
+    for node in cluster.nodes:
+        node.script_flush()
+    Entry.objects.create(title="a", slug="a")
+    assert cached("home", lambda: "v2", cache="cluster") == "v2"
+    assert cached("tagged", lambda: "v2", tags=tags, cache="cluster") == "v2"
 
 
 def test_cluster_patterns_are_scanned_on_every_primary(cluster, cluster_cache):

@@ -26,6 +26,10 @@ gets a new one):
 
 A hit is two round trips: step 1 (one send to each node holding the epoch or a tag's
 generation, in parallel) and step 2 (one send to the value's node).
+
+The flush (:func:`flush`) is two round trips too, whatever the number of keys and
+tags: the epoch, then one pipeline of the deletes (grouped by slot) and the tag bumps
+(one single-key script each), one send per node, in parallel.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from typing import Any
 
 from .conf import conf
 from .epoch import EPOCH_KEY, EPOCH_LUA
-from .invalidation import tag_key
+from .invalidation import Invalidation, tag_key
 from .leases import MISSING, Lease, early_draw
 from .scripts import Script
 
@@ -134,6 +138,27 @@ return 1
 """
 )
 
+#: KEYS[1]: the epoch. Starts a new one, above the clock and the one before; returns
+#: {number, run_id of this node}, as :data:`_NUMBER` does.
+_NEW_EPOCH = Script(
+    EPOCH_LUA
+    + """
+local old = redis.call('GET', KEYS[1])
+local number = now_us()
+if old then number = math.max(number, tonumber(old) + 1) end
+number = string.format('%.0f', number)
+redis.call('SET', KEYS[1], number)
+return {number, run_id()}
+"""
+)
+
+#: KEYS[1]: a tag's generation, bumped if it exists. A missing one needs no bump:
+#: :data:`_NUMBER` restarts it at the clock, above any number used before.
+_BUMP = Script("""
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCR', KEYS[1]) end
+return 0
+""")
+
 #: Matches the hash tag :func:`slotted` puts in front of a key.
 HASH_TAG_GLOB = "{" + "?" * 8 + "}"
 
@@ -163,23 +188,43 @@ def _run(redis: Any, script: Script, keys: Sequence[str], args: Sequence[Any]) -
         return redis.eval(script.text, len(keys), *keys, *args)
 
 
-def _numbers(redis: Any, names: Sequence[str], lifetimes: Sequence[str]) -> list[Any]:
-    """Run :data:`_NUMBER` on each name: one pipeline, one send per node."""
+def _pipelined(
+    redis: Any,
+    commands: Sequence[Sequence[Any]],
+    scripts: Sequence[tuple[Script, str, Sequence[Any]]],
+) -> list[Any]:
+    """Send ``commands``, then one single-key script per ``(script, key, args)``, as one pipeline.
+
+    The cluster pipeline sends once to each node holding any of the keys, to all
+    nodes at once. Returns the scripts' replies.
+    """
     from valkey.exceptions import NoScriptError
 
     def send(by_sha: bool) -> list[Any]:
         pipeline = redis.pipeline()
+        for command in commands:
+            pipeline.execute_command(*command)
         # The cluster pipeline refuses its evalsha() and eval() methods (scripts of
         # several keys may span nodes); ours have one key each, routed by that key.
-        command, script = ("EVALSHA", _NUMBER.sha) if by_sha else ("EVAL", _NUMBER.text)
-        for name, lifetime in zip(names, lifetimes, strict=True):
-            pipeline.execute_command(command, script, 1, name, lifetime)
-        return pipeline.execute()  # type: ignore[no-any-return]
+        for script, key, args in scripts:
+            if by_sha:
+                pipeline.execute_command("EVALSHA", script.sha, 1, key, *args)
+            else:
+                pipeline.execute_command("EVAL", script.text, 1, key, *args)
+        return pipeline.execute()[len(commands) :]  # type: ignore[no-any-return]
 
     try:
         return send(by_sha=True)
     except NoScriptError:
+        # A node lacks a script (new or restarted): send the texts. What already ran
+        # runs twice, which is harmless (a key deleted twice, a tag bumped twice).
         return send(by_sha=False)
+
+
+def _numbers(redis: Any, names: Sequence[str], lifetimes: Sequence[str]) -> list[Any]:
+    """Run :data:`_NUMBER` on each name: one pipeline, one send per node."""
+    scripts = [(_NUMBER, name, [lifetime]) for name, lifetime in zip(names, lifetimes, strict=True)]
+    return _pipelined(redis, [], scripts)
 
 
 def _suffix(replies: Sequence[Any]) -> str:
@@ -205,21 +250,36 @@ def _value_key(client: Any, key: str, tags: Sequence[str], timeout: float | None
     return str(client.make_key(slotted(key))) + _suffix(replies)
 
 
-def held_keys(client: Any, keys: Sequence[str]) -> list[str]:
-    """Return what ``cached()`` keeps for ``keys`` under the current epoch (before the prefix).
+def flush(client: Any, invalidation: Invalidation, new_epoch: bool) -> None:
+    """Invalidate on the cluster: keys, tag bumps and patterns of ``invalidation``.
 
-    The flush deletes these with the keys: the values cached without tags, and their
-    leases, which cancels a store in progress.
+    Keys and tags take two round trips whatever their number: the epoch (the keys
+    ``cached()`` stores for a key include it; none without keys), then one pipeline
+    deleting each key with its value and lease under that epoch (which cancels a
+    store in progress) and bumping each tag's generation, one send per node, to all
+    nodes at once. ``new_epoch`` starts a new epoch in the first step. Patterns are
+    scanned on every primary, as django-valkey's ``delete_pattern()`` does.
     """
-    [reply] = _numbers(client.get_client(write=True), [str(client.make_key(EPOCH_KEY))], [""])
-    suffix = _suffix([reply])
-    names = [slotted(key) + suffix for key in keys]
-    return [*names, *(name + "|lease" for name in names)]
-
-
-def held_pattern(pattern: str) -> str:
-    """Return the glob reaching what ``cached()`` stores under keys matching ``pattern``."""
-    return HASH_TAG_GLOB + pattern + "@*"
+    redis = client.get_client(write=True)
+    doomed: list[str] = []
+    if invalidation.keys or new_epoch:
+        epoch = _NEW_EPOCH if new_epoch else _NUMBER
+        [reply] = _pipelined(redis, [], [(epoch, str(client.make_key(EPOCH_KEY)), [""])])
+        suffix = _suffix([reply])
+        for key in sorted(invalidation.keys):
+            held = str(client.make_key(slotted(key))) + suffix
+            doomed += [str(client.make_key(key)), held, held + "|lease"]
+    by_slot: dict[int, list[str]] = {}
+    for name in doomed:
+        by_slot.setdefault(redis.keyslot(name), []).append(name)
+    deletes = [("DEL", *names) for names in by_slot.values()]
+    bumps = [(_BUMP, str(client.make_key(tag_key(tag))), ()) for tag in sorted(invalidation.tags)]
+    if deletes or bumps:
+        _pipelined(redis, deletes, bumps)
+    itersize = max(int(conf.PATTERN_SCAN_COUNT), 1)
+    for pattern in sorted(invalidation.patterns):
+        for glob in (pattern, HASH_TAG_GLOB + pattern + "@*"):
+            client.delete_pattern(glob, itersize=itersize)
 
 
 def _slot_keys(client: Any, value_key: str, key: str) -> list[str]:

@@ -11,8 +11,7 @@ the next successful flush.
 
 Redis Cluster: the flush script derives the keys it deletes from the epoch it
 reads, and one pipeline holds keys of every slot (CROSSSLOT on a cluster), so a
-cluster goes through Django's cache API, with what :mod:`signalhooks.cluster`
-stores for each key (its value and lease, behind a hash tag) among the deletes.
+cluster has a flush of its own, :func:`signalhooks.cluster.flush`.
 """
 
 from __future__ import annotations
@@ -103,12 +102,16 @@ def send(alias: str, invalidation: Invalidation, *, new_epoch: bool = False) -> 
             )
             payload, new_epoch = invalidation, True
     try:
+        from . import cluster  # not at the top: cluster.py imports this module
+
         backend = caches[alias]
         client = redis_client(backend)
-        if client is None:
-            _send_generic(alias, backend, payload, new_epoch)
-        else:
+        if client is not None:
             _send_django_redis(client, payload, new_epoch)
+        elif (nodes := cluster.cluster_client(backend)) is not None:
+            cluster.flush(nodes, payload, new_epoch)
+        else:
+            _send_generic(alias, backend, payload, new_epoch)
     except Exception as error:
         breaker.failed(alias, "invalidating", error)
         _keep(alias, invalidation)  # what was stored before stays stored
@@ -261,21 +264,12 @@ def _text(value: bytes | str) -> str:
 
 def _send_generic(alias: str, backend: Any, invalidation: Invalidation, new_epoch: bool) -> None:
     """Invalidate through Django's cache API (built-in Redis, LocMem, sharded django-redis)."""
-    from . import cluster  # not at the top: cluster.py imports this module
-
-    cluster_client = cluster.cluster_client(backend)
     if new_epoch:
         bump_generic(backend)
     if invalidation.keys:
         keys = sorted(invalidation.keys)
-        if cluster_client is None:
-            epoch = generic_epoch(backend)
-            held = [f"{key}@{epoch}" for key in keys]
-        else:
-            # Values and leases in the slot of each key's hash tag (cancels the leases).
-            held = cluster.held_keys(cluster_client, keys)
-        # On a cluster, django-valkey splits the DEL by slot: one pipeline per node.
-        backend.delete_many([*keys, *held])
+        epoch = generic_epoch(backend)
+        backend.delete_many([*keys, *(f"{key}@{epoch}" for key in keys)])
     for tag in sorted(invalidation.tags):
         # No generation yet: cached() restarts it above any number used before.
         # (django-valkey's incr raises TypeError for a missing key on Redis 7, whose
@@ -297,6 +291,5 @@ def _send_generic(alias: str, backend: Any, invalidation: Invalidation, new_epoc
         )
         return
     for pattern in sorted(invalidation.patterns):
-        stored = pattern + "@*" if cluster_client is None else cluster.held_pattern(pattern)
-        for glob in (pattern, stored):
+        for glob in (pattern, pattern + "@*"):
             delete_pattern(glob, itersize=max(int(conf.PATTERN_SCAN_COUNT), 1))
