@@ -145,6 +145,20 @@ class SentinelTopology(Processes):
             )
 
         wait_for(resynced, "the old primary demoted and resynced")
+        self.wait_confirmed()
+
+    def wait_confirmed(self) -> None:
+        """Wait until the replica has every write the primary took so far (WAIT)."""
+        host, port = self.primary()
+        primary = redis.Redis(host=host, port=port, socket_timeout=2)
+
+        def confirmed() -> bool:
+            # After a sync the primary streams to a replica only from its first ACK, which
+            # Redis sends once a second: until then WAIT counts none.
+            primary.set("signalhooks-topology:probe", 1)
+            return bool(primary.wait(1, 100) == 1)
+
+        wait_for(confirmed, "the primary's writes confirmed by its replica")
 
 
 def cluster_port() -> int:
