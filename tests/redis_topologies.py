@@ -83,8 +83,10 @@ class SentinelTopology(Processes):
 
     def start(self) -> SentinelTopology:
         primary_port, replica_port, self.sentinel_port = free_port(), free_port(), free_port()
-        self.server(primary_port)
-        replica = self.server(replica_port, "--replicaof", "127.0.0.1", str(primary_port))
+        # A replica (the first, or a demoted primary) syncs at once, not after 5 s.
+        now = ("--repl-diskless-sync-delay", "0")
+        self.server(primary_port, *now)
+        replica = self.server(replica_port, *now, "--replicaof", "127.0.0.1", str(primary_port))
         wait_for(
             lambda: replica.info("replication")["master_link_status"] == "up",
             "the replica in sync with the primary",
@@ -128,6 +130,35 @@ class SentinelTopology(Processes):
         new = redis.Redis(host=self.primary()[0], port=self.primary()[1], socket_timeout=2)
         wait_for(lambda: new.info("replication")["role"] == "master", "the new primary")
         return self.primary()
+
+    def wait_demoted(self, old: tuple[str, int]) -> None:
+        """Wait until the old primary ``old`` is a replica in sync with the new one."""
+        demoted = redis.Redis(host=old[0], port=old[1], socket_timeout=2)
+
+        def resynced() -> bool:
+            state = demoted.info("replication")
+            return bool(
+                state["role"] == "slave"
+                and (state["master_host"], state["master_port"]) == self.primary()
+                and state["master_link_status"] == "up"
+                and not state["master_sync_in_progress"]
+            )
+
+        wait_for(resynced, "the old primary demoted and resynced")
+        self.wait_confirmed()
+
+    def wait_confirmed(self) -> None:
+        """Wait until the replica has every write the primary took so far (WAIT)."""
+        host, port = self.primary()
+        primary = redis.Redis(host=host, port=port, socket_timeout=2)
+
+        def confirmed() -> bool:
+            # After a sync the primary streams to a replica only from its first ACK, which
+            # Redis sends once a second: until then WAIT counts none.
+            primary.set("signalhooks-topology:probe", 1)
+            return bool(primary.wait(1, 100) == 1)
+
+        wait_for(confirmed, "the primary's writes confirmed by its replica")
 
 
 def cluster_port() -> int:

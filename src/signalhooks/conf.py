@@ -28,6 +28,12 @@ DEFAULTS: dict[str, Any] = {
     "STALE_TIMEOUT": 600,
     # SCAN COUNT per round trip when invalidating patterns (django-redis).
     "PATTERN_SCAN_COUNT": 1000,
+    # Replicas that must confirm each invalidation flush (Redis WAIT, django-redis) before
+    # it counts as delivered; fewer in time and it is retried. 0 does not wait. Behind a
+    # Sentinel: the number of replicas, so the one promoted has every flush.
+    "WAIT_REPLICAS": 0,
+    # Seconds a flush waits for WAIT_REPLICAS confirmations (below the socket timeout).
+    "WAIT_TIMEOUT": 0.1,
     # Send the built-in welcome mail on ``user_registered``.
     "WELCOME_MAIL": True,
     # Sender address of the welcome mail; ``None`` means DEFAULT_FROM_EMAIL.

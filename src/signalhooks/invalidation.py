@@ -9,6 +9,11 @@ slow opens its circuit breaker (:mod:`signalhooks.breaker`) and the
 invalidations go to the database retry store (:mod:`signalhooks.retry`) for
 the next successful flush.
 
+With ``SIGNALHOOKS["WAIT_REPLICAS"]`` every flush pipeline ends with Redis
+``WAIT``, in the same round trip: a flush that fewer replicas confirmed in time
+goes to the retry store like a failed one (a primary that a Sentinel failover
+has replaced still acknowledges writes that its resync will discard).
+
 Redis Cluster: the flush script derives the keys it deletes from the epoch it
 reads, and one pipeline holds keys of every slot (CROSSSLOT on a cluster), so a
 cluster has a flush of its own, :func:`signalhooks.cluster.flush`.
@@ -207,6 +212,30 @@ return cursors
 _DEL_CHUNK = 1000
 
 
+class NotReplicated(Exception):
+    """Fewer replicas than ``SIGNALHOOKS["WAIT_REPLICAS"]`` confirmed a flush in time.
+
+    Not an outage (the breaker stays closed): the flush is retried, and the next one
+    may reach a primary that replicates again, or the replica a failover promoted.
+    """
+
+
+def _execute(pipeline: Any, replicas: int, wait_ms: int) -> list[Any]:
+    """Run ``pipeline`` (with ``WAIT`` at its end when ``replicas``); return its replies."""
+    if replicas:
+        pipeline.execute_command("WAIT", replicas, wait_ms)
+    replies: list[Any] = pipeline.execute()
+    if not replicas:
+        return replies
+    confirmed = int(replies.pop())
+    if confirmed < replicas:
+        raise NotReplicated(
+            f"{confirmed} of WAIT_REPLICAS={replicas} replica(s) confirmed the flush "
+            f"within {wait_ms} ms"
+        )
+    return replies
+
+
 def _send_django_redis(client: DefaultClient, invalidation: Invalidation, new_epoch: bool) -> None:
     """Send keys, tag bumps and a first SCAN page per pattern as one pipeline, to the primary.
 
@@ -222,6 +251,9 @@ def _send_django_redis(client: DefaultClient, invalidation: Invalidation, new_ep
     made = [str(client.make_pattern(p)) for p in sorted(invalidation.patterns)]
     scans = [(pattern, "0") for p in made for pattern in (p, p + "@*")]
     count = max(int(conf.PATTERN_SCAN_COUNT), 1)
+    replicas = max(int(conf.WAIT_REPLICAS), 0)
+    # WAIT's timeout 0 would block for ever.
+    wait_ms = max(round(float(conf.WAIT_TIMEOUT) * 1000), 1)
 
     def first_round(by_sha: bool) -> list[Any]:
         pipeline = redis.pipeline(transaction=False)
@@ -233,7 +265,7 @@ def _send_django_redis(client: DefaultClient, invalidation: Invalidation, new_ep
                 _FLUSH.queue(pipeline, [epoch], ["0", *chunk], by_sha=by_sha)
         if scans:
             _SCAN_DELETE.queue(pipeline, (), [count, *_scan_args(scans)], by_sha=by_sha)
-        return pipeline.execute()  # type: ignore[no-any-return]
+        return _execute(pipeline, replicas, wait_ms)
 
     try:
         replies = first_round(by_sha=True)
@@ -251,7 +283,7 @@ def _send_django_redis(client: DefaultClient, invalidation: Invalidation, new_ep
         if scans:
             pipeline = redis.pipeline(transaction=False)
             _SCAN_DELETE.queue(pipeline, (), [count, *_scan_args(scans)], by_sha=True)
-            replies = pipeline.execute()
+            replies = _execute(pipeline, replicas, wait_ms)
 
 
 def _scan_args(scans: list[tuple[str, str]]) -> list[str]:
