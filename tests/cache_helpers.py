@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 import uuid
 
 from django.conf import settings
@@ -77,3 +78,13 @@ class Renders:
         self.count += 1
         threading.Event().wait(self.seconds)
         return self.count
+
+
+def wait_until(condition, seconds=10.0):
+    """Return whether ``condition()`` came true within ``seconds`` (polling)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True

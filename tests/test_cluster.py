@@ -18,7 +18,7 @@ from signalhooks.cache import glob_escape
 from signalhooks.cluster import HASH_TAG_GLOB, slotted
 from signalhooks.epoch import EPOCH_KEY
 from signalhooks.invalidation import tag_key
-from tests.cache_helpers import ALWAYS, Renders
+from tests.cache_helpers import ALWAYS, Renders, wait_until
 from tests.cacheapp.models import Entry
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -384,18 +384,22 @@ def test_cluster_stale_copy_written_before_a_restart_is_not_served_after_it(clus
 
 
 def test_cluster_early_recomputes_one_caller_at_a_time(cluster_cache):
-    slow = Renders(0.3)
-    assert cached("hot", slow, timeout=60, early=ALWAYS, cache="cluster") == 1
+    render = Renders()
+    assert cached("hot", render, timeout=60, early=ALWAYS, cache="cluster") == 1
     results = []
     start = threading.Barrier(8)
 
+    def recompute():
+        # Holds the lease until the seven others were served: none of them may recompute.
+        assert wait_until(lambda: len(results) == 7)
+        return render()
+
     def request():
         start.wait()
-        results.append(cached("hot", slow, timeout=60, early=ALWAYS, cache="cluster"))
+        results.append(cached("hot", recompute, timeout=60, early=ALWAYS, cache="cluster"))
 
     run_threads(8, request)
-    # One caller drew the lease and recomputed; the others were served the value at once.
-    assert slow.count == 2
+    assert render.count == 2
     assert sorted(results) == [1] * 7 + [2]
     assert cached("hot", lambda: "not called", timeout=60, cache="cluster") == 2
 

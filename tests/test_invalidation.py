@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.test import override_settings
 
-from signalhooks import breaker, invalidate, retry
+from signalhooks import breaker, cached, invalidate, retry
 from signalhooks.invalidation import pending_retries
 from tests.cacheapp.models import Entry
 from tests.redis_counting import CountingConnection
@@ -242,3 +242,20 @@ def test_failover_with_wait_retries_on_the_new_primary(servers):
             Entry.objects.create(title="b", slug="b")
     assert holding(new, "entry:a") == holding(old, "entry:a") == set()
     assert pending_retries(ALIAS) == 0
+
+
+def test_cached_on_a_demoted_primary_serves_nothing_it_lost(servers):
+    old, new = servers
+    invalidate(Entry, keys=["home"], cache=ALIAS)
+    assert cached("home", lambda: "old", cache=ALIAS) == "old"
+    new.wait_in_sync()
+    promote(new)
+    Entry.objects.create(title="a", slug="a")  # the old primary acknowledges the DEL...
+    demote(old, new)  # ...and its resync brings the value back
+    # A connection still leads to the old primary, now a replica. Its copy of the epoch
+    # names its own run_id, so a script run there would serve the value: it refuses.
+    assert cached("home", lambda: "fresh", cache=ALIAS) == "fresh"
+    with override_settings(CACHES={**settings.CACHES, ALIAS: cache_on(new)}):
+        # The new primary never ran a script: it starts a new epoch on the first.
+        assert cached("home", lambda: "fresh", cache=ALIAS) == "fresh"
+        assert cached("home", lambda: "not called", cache=ALIAS) == "fresh"

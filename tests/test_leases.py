@@ -10,7 +10,7 @@ from django.test import override_settings
 
 from signalhooks import cached, invalidate, is_cached, retry
 from signalhooks.cache import tag_key
-from tests.cache_helpers import ALWAYS, Renders, stored_key
+from tests.cache_helpers import ALWAYS, Renders, stored_key, wait_until
 from tests.cacheapp.models import Entry
 from tests.redis_server import RedisServer
 
@@ -239,18 +239,22 @@ def test_cached_early_far_from_expiry_is_a_plain_hit(alias):
 
 
 def test_cached_early_recomputes_one_caller_at_a_time():
-    slow = Renders(0.3)
-    assert cached("hot", slow, timeout=60, early=ALWAYS) == 1
+    render = Renders()
+    assert cached("hot", render, timeout=60, early=ALWAYS) == 1
     results = []
     start = threading.Barrier(8)
 
+    def recompute():
+        # Holds the lease until the seven others were served: none of them may recompute.
+        assert wait_until(lambda: len(results) == 7)
+        return render()
+
     def request():
         start.wait()
-        results.append(cached("hot", slow, timeout=60, early=ALWAYS))
+        results.append(cached("hot", recompute, timeout=60, early=ALWAYS))
 
     run_threads(8, request)
-    # One caller drew the lease and recomputed; the others were served the value at once.
-    assert slow.count == 2
+    assert render.count == 2
     assert sorted(results) == [1] * 7 + [2]
     assert cached("hot", lambda: "not called", timeout=60) == 2
 

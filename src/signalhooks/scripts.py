@@ -13,8 +13,12 @@ class Script:
     """A Lua script run by EVALSHA; EVAL (which caches it) when the server lacks it."""
 
     def __init__(self, text: str) -> None:
-        self.text = text
-        self.sha = hashlib.sha1(text.encode()).hexdigest()
+        # The shebang (Redis 7) makes this a script that may write, which a replica
+        # refuses before running it (READONLY). Without it a primary that a failover
+        # demoted would still answer reads: its copy of the epoch names its own run_id,
+        # so it would serve values whose deletes it acknowledged and then lost.
+        self.text = "#!lua\n" + text
+        self.sha = hashlib.sha1(self.text.encode()).hexdigest()
 
     def __call__(self, redis: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
