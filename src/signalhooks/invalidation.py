@@ -31,6 +31,7 @@ from .conf import conf
 from .epoch import EPOCH_KEY, EPOCH_LUA, bump_generic, generic_epoch
 from .observe import flush_failed, observers
 from .scripts import Script
+from .wire import Pipeline, key_maker
 
 logger = logging.getLogger("signalhooks")
 
@@ -209,17 +210,18 @@ def _send_django_redis(client: DefaultClient, invalidation: Invalidation, new_ep
     when the database holds more keys than ``SIGNALHOOKS["PATTERN_SCAN_COUNT"]``.
     """
     redis = client.get_client(write=True)
-    keys = [str(client.make_key(key)) for key in sorted(invalidation.keys)]
-    tags = [str(client.make_key(tag_key(tag))) for tag in sorted(invalidation.tags)]
-    epoch = str(client.make_key(EPOCH_KEY))
+    make_key = key_maker(client)
+    keys = [make_key(key) for key in sorted(invalidation.keys)]
+    tags = [make_key(tag_key(tag)) for tag in sorted(invalidation.tags)]
+    epoch = make_key(EPOCH_KEY)
     # make_pattern() adds the key prefix and version glob-escaped, as delete_pattern() does;
     # "@*" reaches what cached() stores under a matching key (epoch, generations, lease).
     made = [str(client.make_pattern(p)) for p in sorted(invalidation.patterns)]
     scans = [(pattern, "0") for p in made for pattern in (p, p + "@*")]
-    count = max(int(conf.PATTERN_SCAN_COUNT), 1)
+    count = str(max(int(conf.PATTERN_SCAN_COUNT), 1))
 
     def first_round(by_sha: bool) -> list[Any]:
-        pipeline = redis.pipeline(transaction=False)
+        pipeline = Pipeline(redis)
         if keys or tags or new_epoch:
             start = "1" if new_epoch else "0"
             _FLUSH.queue(pipeline, [epoch, *tags], [start, *keys[:_DEL_CHUNK]], by_sha=by_sha)
@@ -228,7 +230,7 @@ def _send_django_redis(client: DefaultClient, invalidation: Invalidation, new_ep
                 _FLUSH.queue(pipeline, [epoch], ["0", *chunk], by_sha=by_sha)
         if scans:
             _SCAN_DELETE.queue(pipeline, (), [count, *_scan_args(scans)], by_sha=by_sha)
-        return pipeline.execute()  # type: ignore[no-any-return]
+        return pipeline.execute()
 
     try:
         replies = first_round(by_sha=True)
@@ -244,7 +246,7 @@ def _send_django_redis(client: DefaultClient, invalidation: Invalidation, new_ep
             if cursor != "0"
         ]
         if scans:
-            pipeline = redis.pipeline(transaction=False)
+            pipeline = Pipeline(redis)
             _SCAN_DELETE.queue(pipeline, (), [count, *_scan_args(scans)], by_sha=True)
             replies = pipeline.execute()
 
