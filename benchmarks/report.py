@@ -26,6 +26,8 @@ COUNTER = "signalhooks counter + touch"
 PLUS_UPDATE = "plain + one UPDATE of the post (by hand)"
 TRACKED = "signalhooks 2 tracked fields"
 INIT_RECEIVER = "django post_init receiver (no-op)"
+#: An autocommit save with a rule may cost a plain save plus this many raw pipelines.
+ROUND_TRIP_LIMIT = 1.2
 
 
 @dataclass
@@ -194,6 +196,21 @@ def targets(groups: Groups, instr: dict[str, dict[str, float]]) -> list[Target]:
                 _x(measured),
                 measured <= limit,
                 "" if floor is None else f"noise floor ±{floor * 100:.1f}%",
+            )
+        )
+
+    rule_save = groups.get(AUTOCOMMIT, {}).get(RULE)
+    multiple = None if rule_save is None else rule_save.extra.get("round_trips_above_plain")
+    if multiple is not None:
+        result.append(
+            Target(
+                "autocommit save with a rule, above a plain save (wall clock, interleaved)",
+                f"≤ {ROUND_TRIP_LIMIT:.1f}× one raw redis-py pipeline round trip",
+                f"{multiple:.2f}× one round trip",
+                multiple <= ROUND_TRIP_LIMIT,
+                "plain save, the raw pipeline alone and the rule save timed in turns; "
+                f"against plain + the same pipeline after the save: "
+                f"{rule_save.extra.get('above_plain_vs_by_hand', float('nan')):.2f}×",
             )
         )
 

@@ -596,6 +596,8 @@ def test_invalidate_bad_arguments():
         invalidate("cacheapp.Entry", keys=["x:{}"])
     with pytest.raises(ValueError, match="nests a field in a format spec"):
         invalidate(Entry, keys=["x:{pk:{width}}"])
+    with pytest.raises(ValueError, match=r"uses the conversion !z; use !r, !s or !a"):
+        invalidate(Entry, keys=["x:{pk!z}"])
 
 
 def test_invalidate_unknown_template_field_stays_verbatim():
@@ -605,6 +607,22 @@ def test_invalidate_unknown_template_field_stays_verbatim():
     keys, tags, patterns = [], [], []
     rule.for_instance(Entry(title="a", slug="a"), {}, True, keys, tags, patterns)
     assert keys == ["entry:{slugg}"] and patterns == ["p:{slugg}:*"]
+
+
+def test_invalidate_templates_format_as_str_format_does():
+    # The compiled templates against str.format over the same row, literal text included.
+    keys = ["{pk}", "{slug!r}:{{x}}", "'q\"\\{views:03d}", "{title:>6}|{author_id!a}", "const"]
+    rule = Rule(Entry, keys, ["{slug}"], ["{title!s}*{views}"], None, frozenset(), "hooks.py:1")
+    rule.bind(Entry)
+    entry = Entry(id=7, title="t*[1]", slug="é'", views=5, author_id=3)
+    values = {"pk": 7, "slug": "é'", "views": 5, "title": "t*[1]", "author_id": 3}
+    found = [], [], []
+    rule.for_instance(entry, {}, True, *found)
+    assert found == (
+        [t.format(**values) for t in keys],
+        ["é'"],
+        [r"t\*\[1\]*5"],  # field values glob-escaped, the template's own glob kept
+    )
 
 
 # -- 10. the signal ------------------------------------------------------------------------

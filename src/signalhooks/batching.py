@@ -14,7 +14,6 @@ little more is harmless, invalidating less would leave a stale cache.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable
 
 from django.db import connections
@@ -26,7 +25,7 @@ from .invalidation import Invalidation, send
 class Batch:
     """The invalidations of one transaction on one database connection, per cache."""
 
-    __slots__ = ("__weakref__", "by_cache", "callbacks", "connection")
+    __slots__ = ("by_cache", "callbacks", "connection")
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         self.connection = connection
@@ -41,13 +40,16 @@ class Batch:
         return any(entry[1] == flush for entry in self.connection.run_on_commit)
 
     def flush(self) -> None:
-        if _batches.get(self.connection) is self:
-            del _batches[self.connection]
+        held = self.connection.__dict__
+        if held.get(_BATCH) is self:
+            del held[_BATCH]
         for alias, invalidation in self.by_cache.items():
             send(alias, invalidation)
 
 
-_batches: weakref.WeakKeyDictionary[BaseDatabaseWrapper, Batch] = weakref.WeakKeyDictionary()
+#: The attribute of a database connection holding its batch: a dict look-up on every
+#: save, where a WeakKeyDictionary made a weak reference each time.
+_BATCH = "_signalhooks_batch"
 
 
 def _current_batch(connection: BaseDatabaseWrapper, batch: Batch | None) -> Batch:
@@ -56,7 +58,7 @@ def _current_batch(connection: BaseDatabaseWrapper, batch: Batch | None) -> Batc
         batch.callbacks = connection.run_on_commit  # a savepoint it survived rolled back
         return batch
     # None yet, or its flush went with the rollback that undid everything it held.
-    batch = _batches[connection] = Batch(connection)
+    batch = connection.__dict__[_BATCH] = Batch(connection)
     return batch
 
 
@@ -75,7 +77,7 @@ def queue(
     if not connection.in_atomic_block:
         send(alias, Invalidation(set(keys), set(tags), set(patterns)))
         return
-    batch = _batches.get(connection)
+    batch = connection.__dict__.get(_BATCH)
     if batch is None or batch.callbacks is not connection.run_on_commit:
         batch = _current_batch(connection, batch)
     pending = batch.by_cache.get(alias)

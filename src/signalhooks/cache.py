@@ -38,9 +38,6 @@ T = TypeVar("T")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 _CONVERSIONS: dict[str, Callable[[Any], str]] = {"r": repr, "s": str, "a": ascii}
 
-#: A pattern compiled for a model: (literal glob text, attname or None, conversion, spec).
-PatternParts = tuple[tuple[str, str | None, str | None, str], ...]
-
 
 def glob_escape(value: str) -> str:
     """Escape ``value`` so a Redis glob pattern matches it literally."""
@@ -65,6 +62,10 @@ def _parse(template: str, where: str) -> list[tuple[str, str | None, str | None,
                     "concrete fields by name only, e.g. {pk}, {slug} or {author_id} "
                     "(no positions, attributes or indexes)."
                 )
+            if conversion and conversion not in _CONVERSIONS:
+                raise ValueError(
+                    f"{where}: {template!r} uses the conversion !{conversion}; use !r, !s or !a."
+                )
             if spec and "{" in spec:
                 raise ValueError(
                     f"{where}: {template!r} nests a field in a format spec; use a fixed spec "
@@ -74,48 +75,56 @@ def _parse(template: str, where: str) -> list[tuple[str, str | None, str | None,
     return parts
 
 
-def _escape_literal(text: str) -> str:
-    return text.replace("{", "{{").replace("}", "}}")
+#: What a rule's compiled templates give for one row: (keys, tags, patterns).
+Strings = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 
 
-def _compile_format(
-    parts: Sequence[tuple[str, str | None, str | None, str]], columns: Mapping[str, str]
-) -> str:
-    """Return ``str.format`` text over attnames; unknown fields stay as literal text."""
-    out = []
-    for literal, name, conversion, spec in parts:
-        out.append(_escape_literal(literal))
-        if name is None:
-            continue
-        attname = columns.get(name)
-        suffix = (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
-        # A field the model lacks is system check E011; at run time it stays verbatim.
-        out.append("{" + attname + suffix + "}" if attname else _escape_literal(f"{{{name}}}"))
-    return "".join(out)
+def _compile_strings(
+    parsed: Sequence[Sequence[Sequence[tuple[str, str | None, str | None, str]]]],
+    columns: Mapping[str, str],
+    where: str,
+) -> Callable[[Mapping[str, Any]], Strings]:
+    """Return one function formatting every template of a rule from ``{attname: value}``.
 
+    ``parsed`` holds the parsed key, tag and pattern templates. The function is
+    Python source compiled once: each template is an f-string over the row, so a
+    save formats them in a few opcodes instead of one ``str.format_map`` (or a loop
+    over parts) per template. A template without fields is a constant. A missing
+    attname raises KeyError, as ``format_map`` did. Pattern values are glob-escaped.
+    """
+    names: dict[str, Any] = {"_esc": glob_escape}
 
-def _compile_pattern(
-    parts: Sequence[tuple[str, str | None, str | None, str]], columns: Mapping[str, str]
-) -> PatternParts:
-    compiled = []
-    for literal, name, conversion, spec in parts:
-        attname = None if name is None else columns.get(name)
-        if name is not None and attname is None:
-            literal += f"{{{name}}}"  # unknown field: verbatim (system check E011)
-        compiled.append((literal, attname, conversion, spec))
-    return tuple(compiled)
+    def bind(value: Any) -> str:
+        name = f"_v{len(names)}"
+        names[name] = value
+        return name
 
-
-def _render_pattern(parts: PatternParts, values: Mapping[str, Any]) -> str:
-    out = []
-    for literal, attname, conversion, spec in parts:
-        out.append(literal)
-        if attname is not None:
-            value = values[attname]
+    def template(parts: Sequence[tuple[str, str | None, str | None, str]], glob: bool) -> str:
+        pieces = []
+        for literal, name, conversion, spec in parts:
+            attname = None if name is None else columns.get(name)
+            if name is not None and attname is None:
+                literal += f"{{{name}}}"  # unknown field: verbatim (system check E011)
+            if literal:
+                pieces.append(repr(literal))
+            if attname is None:
+                continue
+            value = f"d[{bind(attname)}]"
             if conversion:
-                value = _CONVERSIONS[conversion](value)
-            out.append(glob_escape(format(value, spec)))
-    return "".join(out)
+                value = f"{_CONVERSIONS[conversion].__name__}({value})"
+            if glob:
+                pieces.append(f'f"{{_esc(format({value}, {bind(spec)}))}}"')
+            else:
+                pieces.append(f'f"{{{value}:{{{bind(spec)}}}}}"' if spec else f'f"{{{value}}}"')
+        return " ".join(pieces) or "''"
+
+    kinds = [
+        "(" + "".join(template(parts, glob=kind == 2) + ", " for parts in templates) + ")"
+        for kind, templates in enumerate(parsed)
+    ]
+    source = f"def strings(d):\n    return ({', '.join(kinds)})\n"
+    exec(compile(source, f"<{where}>", "exec"), names)
+    return cast(Callable[[Mapping[str, Any]], Strings], names["strings"])
 
 
 class Rule:
@@ -147,9 +156,8 @@ class Rule:
             {name for parts in self._parsed.values() for _, name, _, _ in parts if name}
         )
         # Compiled by bind() once the model is known.
-        self._keys: tuple[str, ...] = ()
-        self._tags: tuple[str, ...] = ()
-        self._patterns: tuple[PatternParts, ...] = ()
+        self._where = where
+        self._strings = _compile_strings([(), (), ()], {}, where)  # bind() compiles them
         #: Field name (as ``changes`` has it) -> attname, for the template fields.
         self._by_name: dict[str, str] = {}
         self.attnames: frozenset[str] = frozenset()
@@ -186,9 +194,11 @@ class Rule:
                 self._by_name[field.name] = field.attname
         self.model = model
         self.attnames = frozenset(columns.values())
-        self._keys = tuple(_compile_format(self._parsed[t], columns) for t in self.keys)
-        self._tags = tuple(_compile_format(self._parsed[t], columns) for t in self.tags)
-        self._patterns = tuple(_compile_pattern(self._parsed[t], columns) for t in self.patterns)
+        self._strings = _compile_strings(
+            [[self._parsed[t] for t in kind] for kind in (self.keys, self.tags, self.patterns)],
+            columns,
+            self._where,
+        )
         self._changed_attnames = tuple(
             sorted(f.attname for n in self.changed if (f := find_field(model, n)) is not None)
         )
@@ -203,11 +213,10 @@ class Rule:
         self, values: Mapping[str, Any], keys: list[str], tags: list[str], patterns: list[str]
     ) -> None:
         """Format the templates with ``values`` (by attname); KeyError if one is missing."""
-        keys += [t.format_map(values) for t in self._keys]
-        if self._tags:
-            tags += [t.format_map(values) for t in self._tags]
-        if self._patterns:
-            patterns += [_render_pattern(p, values) for p in self._patterns]
+        new_keys, new_tags, new_patterns = self._strings(values)
+        keys += new_keys
+        tags += new_tags
+        patterns += new_patterns
 
     def _instance_values(self, instance: Model) -> dict[str, Any] | None:
         """Return the template fields of ``instance``, loading deferred ones in one query.
@@ -276,9 +285,24 @@ class Rule:
         changes: Mapping[str, tuple[Any, Any]],
         using: str,
         created: bool = False,
+        # Named, though unused: the registry passes them, and each one left to
+        # **kwargs would cost a dict entry on every save.
+        signal: Any = None,
+        sender: Any = None,
+        update_fields: Any = None,
+        raw: bool = False,
         **kwargs: Any,
     ) -> None:
-        # The save path: format, then add to the transaction's batch.
+        # The save path: format, then add to the transaction's batch. Most saves change
+        # no template field: one call of the compiled templates, no lists.
+        if not changes or created:
+            try:
+                strings = self._strings(instance.__dict__)
+            except KeyError:
+                pass  # a deferred template field: for_instance() loads it
+            else:
+                queue(using, self.alias, *strings)
+                return
         keys: list[str] = []
         tags: list[str] = []
         patterns: list[str] = []

@@ -37,6 +37,7 @@ from .conf import conf
 from .epoch import EPOCH_KEY, EPOCH_LUA, bump_generic, generic_epoch
 from .observe import flush_failed, observers
 from .scripts import Script
+from .wire import Pipeline, key_maker
 
 logger = logging.getLogger("signalhooks")
 
@@ -220,11 +221,11 @@ class NotReplicated(Exception):
     """
 
 
-def _execute(pipeline: Any, replicas: int, wait_ms: int) -> list[Any]:
+def _execute(pipeline: Pipeline, replicas: int, wait_ms: int) -> list[Any]:
     """Run ``pipeline`` (with ``WAIT`` at its end when ``replicas``); return its replies."""
     if replicas:
-        pipeline.execute_command("WAIT", replicas, wait_ms)
-    replies: list[Any] = pipeline.execute()
+        pipeline.execute_command("WAIT", str(replicas), str(wait_ms))
+    replies = pipeline.execute()
     if not replicas:
         return replies
     confirmed = int(replies.pop())
@@ -243,20 +244,21 @@ def _send_django_redis(client: DefaultClient, invalidation: Invalidation, new_ep
     when the database holds more keys than ``SIGNALHOOKS["PATTERN_SCAN_COUNT"]``.
     """
     redis = client.get_client(write=True)
-    keys = [str(client.make_key(key)) for key in sorted(invalidation.keys)]
-    tags = [str(client.make_key(tag_key(tag))) for tag in sorted(invalidation.tags)]
-    epoch = str(client.make_key(EPOCH_KEY))
+    make_key = key_maker(client)
+    keys = [make_key(key) for key in sorted(invalidation.keys)]
+    tags = [make_key(tag_key(tag)) for tag in sorted(invalidation.tags)]
+    epoch = make_key(EPOCH_KEY)
     # make_pattern() adds the key prefix and version glob-escaped, as delete_pattern() does;
     # "@*" reaches what cached() stores under a matching key (epoch, generations, lease).
     made = [str(client.make_pattern(p)) for p in sorted(invalidation.patterns)]
     scans = [(pattern, "0") for p in made for pattern in (p, p + "@*")]
-    count = max(int(conf.PATTERN_SCAN_COUNT), 1)
+    count = str(max(int(conf.PATTERN_SCAN_COUNT), 1))
     replicas = max(int(conf.WAIT_REPLICAS), 0)
     # WAIT's timeout 0 would block for ever.
     wait_ms = max(round(float(conf.WAIT_TIMEOUT) * 1000), 1)
 
     def first_round(by_sha: bool) -> list[Any]:
-        pipeline = redis.pipeline(transaction=False)
+        pipeline = Pipeline(redis)
         if keys or tags or new_epoch:
             start = "1" if new_epoch else "0"
             _FLUSH.queue(pipeline, [epoch, *tags], [start, *keys[:_DEL_CHUNK]], by_sha=by_sha)
@@ -281,7 +283,7 @@ def _send_django_redis(client: DefaultClient, invalidation: Invalidation, new_ep
             if cursor != "0"
         ]
         if scans:
-            pipeline = redis.pipeline(transaction=False)
+            pipeline = Pipeline(redis)
             _SCAN_DELETE.queue(pipeline, (), [count, *_scan_args(scans)], by_sha=True)
             replies = _execute(pipeline, replicas, wait_ms)
 

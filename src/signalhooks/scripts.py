@@ -8,6 +8,8 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
+from .wire import Pipeline
+
 
 class Script:
     """A Lua script run by EVALSHA; EVAL (which caches it) when the server lacks it."""
@@ -28,10 +30,10 @@ class Script:
             return redis.eval(self.text, len(keys), *keys, *args)
 
     def queue(
-        self, pipeline: Any, keys: Sequence[str], args: Sequence[Any], *, by_sha: bool
+        self, pipeline: Pipeline, keys: Sequence[str], args: Sequence[str], *, by_sha: bool
     ) -> None:
         """Add a call to ``pipeline``: by SHA, or with the text (after a NoScriptError)."""
         if by_sha:
-            pipeline.evalsha(self.sha, len(keys), *keys, *args)
+            pipeline.execute_command("EVALSHA", self.sha, str(len(keys)), *keys, *args)
         else:
-            pipeline.eval(self.text, len(keys), *keys, *args)
+            pipeline.execute_command("EVAL", self.text, str(len(keys)), *keys, *args)
