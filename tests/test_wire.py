@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import signal
 import threading
 
@@ -127,3 +128,152 @@ def test_key_maker_names_keys_as_django_redis_does(options):
     for key in ("entry:1", "signalhooks:epoch", "clé"):
         assert make_key(key) == str(backend.client.make_key(key))
         assert type(make_key(key)) is str
+
+
+# -- the connection a thread keeps for its flushes -------------------------------------
+
+
+def client_id(client):
+    """Send CLIENT ID through a flush pipeline: which connection the flush went on."""
+    pipeline = Pipeline(client)
+    pipeline.execute_command("CLIENT", "ID")
+    return pipeline.execute()[0]
+
+
+def connected(server):
+    """The clients connected to ``server``, not counting the connection that asks."""
+    with server.client() as probe:
+        return int(probe.info("clients")["connected_clients"]) - 1
+
+
+@pytest.fixture
+def own_server():
+    from tests.redis_server import RedisServer
+
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+def test_flushes_of_one_thread_reuse_one_connection(own_server):
+    client = redis.Redis.from_url(own_server.url)
+    first = client_id(client)
+    assert [client_id(client) for _ in range(5)] == [first] * 5
+    assert connected(own_server) == 1
+    # The held connection is out of the pool: other commands take another one.
+    assert client.client_id() != first
+    assert connected(own_server) == 2
+    client.close()
+
+
+def test_a_thread_gives_its_connection_back_when_it_ends(own_server):
+    client = redis.Redis.from_url(own_server.url)
+    seen = []
+    for _ in range(10):
+        thread = threading.Thread(target=lambda: seen.append(client_id(client)))
+        thread.start()
+        thread.join()
+    # Each thread took the connection the one before it gave back: no leak.
+    assert seen == [seen[0]] * 10
+    assert connected(own_server) == 1
+    assert client.client_id() == seen[0]  # back in the pool
+    client.close()
+
+
+def test_a_connection_of_a_pool_that_is_gone_closes_with_it(own_server):
+    client = redis.Redis.from_url(own_server.url)
+    client_id(client)
+    assert connected(own_server) == 1
+    del client  # the pool, its held connection with it (nothing to give back to)
+    assert connected(own_server) == 0
+
+
+def test_a_forked_child_flushes_on_a_connection_of_its_own(own_server):
+    client = redis.Redis.from_url(own_server.url)
+    parent = client_id(client)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its flush's connection, then leave at once
+        try:
+            os.write(write, str(client_id(client)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    child = int(os.read(read, 100) or 0)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert child not in (0, parent)
+    # The child neither used nor shut the parent's socket.
+    assert client_id(client) == parent
+    client.close()
+
+
+def test_a_flush_after_a_server_restart_reconnects_without_a_retry(own_server):
+    client = redis.Redis.from_url(own_server.url, retry=Retry(NoBackoff(), 0))
+    before = client_id(client)
+    own_server.kill()
+    own_server.start()  # same port; the held socket was closed by the old server
+    after = client_id(client)
+    assert isinstance(after, int)
+    assert connected(own_server) == 1
+    assert client_id(client) == after
+    del before
+    client.close()
+
+
+def test_a_pool_disconnect_closes_the_held_connection_too(own_server):
+    # django-redis' close() with CLOSE_CONNECTION disconnects the pool, in-use included.
+    client = redis.Redis.from_url(own_server.url)
+    first = client_id(client)
+    client.connection_pool.disconnect()
+    assert connected(own_server) == 0
+    assert client_id(client) != first  # connected again by the next flush
+    assert connected(own_server) == 1
+    client.close()
+
+
+def test_a_connection_that_failed_goes_back_to_the_pool(own_server):
+    client = redis.Redis.from_url(own_server.url, socket_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    client_id(client)
+    timer = paused_for(own_server, 0.5)
+    with pytest.raises(RedisTimeoutError):
+        client_id(client)
+    timer.join()
+    # Disconnected and given back: the next flush takes a fresh connection from the pool.
+    again = client_id(client)
+    assert client.client_id() != again
+    assert connected(own_server) == 2
+    client.close()
+
+
+def test_health_checks_still_run_on_a_held_connection(own_server):
+    client = redis.Redis.from_url(
+        own_server.url, health_check_interval=1e-9, connection_class=CountingConnection
+    )
+    client_id(client)
+    before = CountingConnection.round_trips
+    client_id(client)
+    assert CountingConnection.round_trips - before == 2  # the PING, then the flush
+    client.close()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"connection_pool": "blocking"},
+        {"protocol": 3},
+    ],
+    ids=["BlockingConnectionPool", "RESP3"],
+)
+def test_pools_that_cannot_spare_a_connection_are_used_per_flush(own_server, options):
+    if options.get("connection_pool") == "blocking":
+        pool = redis.BlockingConnectionPool.from_url(own_server.url, max_connections=1, timeout=1)
+        client = redis.Redis(connection_pool=pool)
+    else:
+        client = redis.Redis.from_url(own_server.url, **options)
+    first = client_id(client)
+    # The connection went back: the pool's next command takes it again.
+    assert client.client_id() == first
+    assert client_id(client) == first
+    assert connected(own_server) == 1
+    client.close()

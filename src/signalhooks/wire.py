@@ -19,15 +19,42 @@ keeps what matters of its non-transactional ``execute()``:
 
 It skips redis-py's response callbacks: the flush's commands (EVALSHA, EVAL,
 WAIT) have none.
+
+Each thread keeps the connection of its last flush out of the pool (:class:`_Held`)
+instead of taking one and giving it back every time, which costs more than the round
+trip's own work in redis-py (the pool's lock, its metrics and events, a connect call
+and a ``can_read()`` check). What the pool's checks are for is kept:
+
+* a connection is only reused by the process that opened it (after ``os.fork()`` the
+  child takes a new one, as redis-py's pool starts anew in a child);
+* one that saw any error is disconnected and goes back to the pool;
+* one the pool disconnected (``pool.disconnect()``, django-redis' ``close()`` with
+  ``CLOSE_CONNECTION``) stays disconnected until the next flush connects it with
+  ``connect()``, which is where a Sentinel pool looks up the primary again;
+* instead of ``can_read()``, a poll of the socket: every reply of every flush was
+  read, so a readable socket means the server closed it (restart, idle ``timeout``,
+  ``CLIENT KILL``) and the connection is opened anew before the write;
+* health checks (``health_check_interval``) run in ``send_packed_command`` as before;
+* the connection goes back to the pool when its thread ends.
+
+A held connection counts against the pool's ``max_connections``: one per thread that
+flushes. Pools that block when full (``BlockingConnectionPool``) or have their own
+``get_connection``, client-side caching, RESP3 or a credential provider (re-auth on
+release) are used the plain way, a connection taken and given back per flush.
 """
 
 from __future__ import annotations
 
+import os
+import select
+import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from django.core.cache.backends.base import default_key_func
 from django_redis.client import DefaultClient
+from redis.connection import ConnectionPool
 from redis.exceptions import ResponseError
 
 
@@ -60,12 +87,31 @@ class Pipeline:
         if not commands:
             return []
         pool = self.redis.connection_pool
-        connection = pool.get_connection()
+        held: _Held | None = pool.__dict__.get(_HELD, _UNSEEN)
+        if held is _UNSEEN:
+            held = _holder(pool)
+        lease = held.lease if held is not None else None
+        if lease is not None and lease.pid == os.getpid():
+            connection = lease.connection
+            sock = connection._sock
+            # Every reply was read: readable now means closed by the server.
+            if sock is not None and select.select((sock,), (), (), 0)[0]:
+                connection.disconnect()
+        else:
+            # None yet, no holding from this pool, or one inherited through fork().
+            connection = pool.get_connection()
+            lease = None
+            if held is not None:
+                lease = held.lease = _Lease(pool, connection)
         try:
             encoder = connection.encoder
             packed = pack(commands, encoder.encoding, encoder.encoding_errors)
 
             def round_trip() -> list[Any]:
+                if connection._sock is None:
+                    # connect(), not the implicit one of send_packed_command(): a
+                    # Sentinel connection looks the primary up again in connect().
+                    connection.connect()
                 connection.send_packed_command((packed,))
                 replies: list[Any] = []
                 for _ in commands:
@@ -81,13 +127,66 @@ class Pipeline:
         except BaseException:
             # Whatever is half sent or half read must not reach the next user.
             connection.disconnect()
+            if held is not None and lease is not None:
+                held.lease = None
+                lease.give_back()
             raise
-        finally:
+        if lease is None:
             pool.release(connection)
         for reply in replies:
             if isinstance(reply, ResponseError):
                 raise reply
         return replies
+
+
+#: The attribute of a connection pool holding its :class:`_Held` (None: not held from).
+_HELD = "_signalhooks_held"
+
+
+class _Held(threading.local):
+    """Per thread: the lease of the connection that thread keeps out of one pool."""
+
+    lease: _Lease | None = None
+
+
+class _Lease:
+    """A connection taken from a pool, given back once its thread is gone."""
+
+    __slots__ = ("connection", "pid", "pool")
+
+    def __init__(self, pool: ConnectionPool, connection: Any) -> None:
+        # A weak reference: the pool holds its _Held, which holds this.
+        self.pool = weakref.ref(pool)
+        self.connection = connection
+        self.pid = os.getpid()
+
+    def give_back(self, getpid: Callable[[], int] = os.getpid) -> None:
+        pool = self.pool()
+        # A forked child must not touch its parent's connection (its pool starts anew).
+        if pool is not None and self.pid == getpid():
+            pool.release(self.connection)
+
+    # Runs when the thread's thread-local data goes, i.e. when the thread ends.
+    __del__ = give_back
+
+
+#: A pool's first flush: whether to hold from it is not decided yet.
+_UNSEEN: Any = object()
+
+
+def _holder(pool: Any) -> _Held | None:
+    """Return the :class:`_Held` of ``pool``, or None for a pool used the plain way."""
+    kwargs = getattr(pool, "connection_kwargs", {})
+    holds = (
+        type(pool).get_connection is ConnectionPool.get_connection
+        and type(pool).release is ConnectionPool.release
+        and getattr(pool, "cache", None) is None
+        and str(kwargs.get("protocol", 2)) != "3"
+        and kwargs.get("credential_provider") is None
+    )
+    held = _Held() if holds else None
+    setattr(pool, _HELD, held)
+    return held
 
 
 def key_maker(client: DefaultClient) -> Callable[[str], str]:
