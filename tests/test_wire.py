@@ -24,9 +24,10 @@ def redis_pack(args, encoding="utf-8"):
     return b"".join(PythonRespSerializer(6000, encode).pack(*args))
 
 
-@pytest.mark.parametrize("encoding", ["utf-8", "latin-1"])
-def test_pack_is_what_redis_py_sends(encoding):
-    commands = [("EVALSHA", "ab" * 20, "2", "k:1", "clé:ü", "0"), ("WAIT", "1", "100")]
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1", "utf_8"])
+@pytest.mark.parametrize("name", ["k:1", "clé:ü"], ids=["ascii", "not ascii"])
+def test_pack_is_what_redis_py_sends(encoding, name):
+    commands = [("EVALSHA", "ab" * 20, "2", name, "k:2", "0"), ("WAIT", "1", "100")]
     expected = b"".join(redis_pack(args, encoding) for args in commands)
     assert pack(commands, encoding) == expected
 

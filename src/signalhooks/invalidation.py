@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.cache import caches
+from django.core.signals import setting_changed
 from django.db import DatabaseError
 from django.dispatch import Signal
 from django_redis.client import DefaultClient, ShardClient
@@ -108,16 +111,20 @@ def send(alias: str, invalidation: Invalidation, *, new_epoch: bool = False) -> 
             )
             payload, new_epoch = invalidation, True
     try:
-        from . import cluster  # not at the top: cluster.py imports this module
-
-        backend = caches[alias]
-        client = redis_client(backend)
-        if client is not None:
-            _send_django_redis(client, payload, new_epoch)
-        elif (nodes := cluster.cluster_client(backend)) is not None:
-            cluster.flush(nodes, payload, new_epoch)
+        by_alias = _targets.by_alias
+        target = by_alias.get(alias, _UNSEEN)
+        if target is _UNSEEN:
+            target = by_alias[alias] = _redis_target(caches[alias])
+        if target is not None:
+            _send_django_redis(target, payload, new_epoch)
         else:
-            _send_generic(alias, backend, payload, new_epoch)
+            from . import cluster  # not at the top: cluster.py imports this module
+
+            backend = caches[alias]
+            if (nodes := cluster.cluster_client(backend)) is not None:
+                cluster.flush(nodes, payload, new_epoch)
+            else:
+                _send_generic(alias, backend, payload, new_epoch)
     except Exception as error:
         breaker.failed(alias, "invalidating", error)
         _keep(alias, invalidation)  # what was stored before stays stored
@@ -166,6 +173,48 @@ def redis_client(backend: Any) -> DefaultClient | None:
     if isinstance(client, DefaultClient) and not isinstance(client, ShardClient):
         return client
     return None
+
+
+@dataclass(slots=True, frozen=True)
+class _RedisTarget:
+    """What a flush to one django-redis cache needs, looked up once per thread."""
+
+    client: DefaultClient
+    #: The primary's redis-py client (``get_client(write=True)``); its pool is
+    #: django-redis' own, shared by every client of the same server.
+    redis: Any
+    make_key: Callable[[str], str]
+    epoch: str
+
+
+def _redis_target(backend: Any) -> _RedisTarget | None:
+    client = redis_client(backend)
+    if client is None:
+        return None
+    make_key = key_maker(client)
+    return _RedisTarget(client, client.get_client(write=True), make_key, make_key(EPOCH_KEY))
+
+
+class _Targets(threading.local):
+    """Per thread, as ``caches[alias]`` is: cache alias -> its flush target (None: not
+    django-redis). ``caches[alias]`` itself costs more than the rest of a flush's
+    bookkeeping (asgiref's ``Local`` checks for an event loop on every look-up)."""
+
+    def __init__(self) -> None:
+        self.by_alias: dict[str, _RedisTarget | None] = {}
+
+
+_targets = _Targets()
+_UNSEEN: Any = object()
+
+
+def _forget_targets(*, setting: str, **kwargs: Any) -> None:
+    global _targets
+    if setting == "CACHES":  # Django builds new backends: every thread looks them up again
+        _targets = _Targets()
+
+
+setting_changed.connect(_forget_targets, dispatch_uid="signalhooks.invalidation.forget_targets")
 
 
 #: KEYS[1]: the epoch, then the tags' generation keys. ARGV[1]: "1" to start a new
@@ -237,25 +286,27 @@ def _execute(pipeline: Pipeline, replicas: int, wait_ms: int) -> list[Any]:
     return replies
 
 
-def _send_django_redis(client: DefaultClient, invalidation: Invalidation, new_epoch: bool) -> None:
+def _send_django_redis(target: _RedisTarget, invalidation: Invalidation, new_epoch: bool) -> None:
     """Send keys, tag bumps and a first SCAN page per pattern as one pipeline, to the primary.
 
     A pattern needs more round trips only when its SCAN has more pages, that is
     when the database holds more keys than ``SIGNALHOOKS["PATTERN_SCAN_COUNT"]``.
     """
-    redis = client.get_client(write=True)
-    make_key = key_maker(client)
+    redis, make_key, epoch = target.redis, target.make_key, target.epoch
     keys = [make_key(key) for key in sorted(invalidation.keys)]
-    tags = [make_key(tag_key(tag)) for tag in sorted(invalidation.tags)]
-    epoch = make_key(EPOCH_KEY)
-    # make_pattern() adds the key prefix and version glob-escaped, as delete_pattern() does;
-    # "@*" reaches what cached() stores under a matching key (epoch, generations, lease).
-    made = [str(client.make_pattern(p)) for p in sorted(invalidation.patterns)]
-    scans = [(pattern, "0") for p in made for pattern in (p, p + "@*")]
-    count = str(max(int(conf.PATTERN_SCAN_COUNT), 1))
+    tags = [make_key(f"{_TAG_PREFIX}{tag}") for tag in sorted(invalidation.tags)]
+    scans: list[tuple[str, str]] = []
+    count = ""
+    if invalidation.patterns:
+        # make_pattern() adds the key prefix and version glob-escaped, as delete_pattern()
+        # does; "@*" reaches what cached() stores under a matching key (epoch, generations,
+        # lease).
+        made = [str(target.client.make_pattern(p)) for p in sorted(invalidation.patterns)]
+        scans = [(pattern, "0") for p in made for pattern in (p, p + "@*")]
+        count = str(max(int(conf.PATTERN_SCAN_COUNT), 1))
     replicas = max(int(conf.WAIT_REPLICAS), 0)
     # WAIT's timeout 0 would block for ever.
-    wait_ms = max(round(float(conf.WAIT_TIMEOUT) * 1000), 1)
+    wait_ms = max(round(float(conf.WAIT_TIMEOUT) * 1000), 1) if replicas else 0
 
     def first_round(by_sha: bool) -> list[Any]:
         pipeline = Pipeline(redis)

@@ -60,6 +60,24 @@ from redis.exceptions import ResponseError
 
 def pack(commands: list[tuple[str, ...]], encoding: str = "utf-8", errors: str = "strict") -> bytes:
     """Return ``commands`` in the Redis protocol, as redis-py packs str arguments."""
+    # ASCII text in an ASCII-compatible encoding (what key names nearly always are):
+    # a str's length is its byte length, so the whole request is one str, encoded once.
+    parts = []
+    for args in commands:
+        parts.append(f"*{len(args)}\r\n$")
+        parts.append("\r\n$".join([f"{len(arg)}\r\n{arg}" for arg in args]))
+        parts.append("\r\n")
+    text = "".join(parts)
+    if encoding in _ASCII_COMPATIBLE and text.isascii():
+        return text.encode(encoding, errors)
+    return _pack_encoded(commands, encoding, errors)
+
+
+#: Encodings in which ASCII text is its own bytes (redis-py's default is "utf-8").
+_ASCII_COMPATIBLE = frozenset({"utf-8", "utf8", "UTF-8", "latin-1", "latin1", "ascii"})
+
+
+def _pack_encoded(commands: list[tuple[str, ...]], encoding: str, errors: str) -> bytes:
     parts = []
     for args in commands:
         parts.append(f"*{len(args)}\r\n".encode())
