@@ -278,3 +278,22 @@ def test_pools_that_cannot_spare_a_connection_are_used_per_flush(own_server, opt
     assert client_id(client) == first
     assert connected(own_server) == 1
     client.close()
+
+
+def test_a_failed_flush_on_a_blocking_pool_gives_its_connection_back(own_server):
+    pool = redis.BlockingConnectionPool.from_url(
+        own_server.url,
+        max_connections=1,
+        timeout=1,
+        socket_timeout=0.2,
+        retry=Retry(NoBackoff(), 0),
+    )
+    client = redis.Redis(connection_pool=pool)
+    client_id(client)
+    timer = paused_for(own_server, 0.5)
+    with pytest.raises(RedisTimeoutError):
+        client_id(client)
+    timer.join()
+    # The pool's only connection is back (else this would wait for it and fail).
+    assert isinstance(client_id(client), int)
+    client.close()

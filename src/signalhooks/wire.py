@@ -148,6 +148,8 @@ class Pipeline:
             if held is not None and lease is not None:
                 held.lease = None
                 lease.give_back()
+            else:
+                pool.release(connection)
             raise
         if lease is None:
             pool.release(connection)
