@@ -45,7 +45,7 @@ from typing import Any
 from .conf import conf
 from .epoch import EPOCH_KEY, EPOCH_LUA
 from .invalidation import Invalidation, tag_key
-from .leases import MISSING, Lease, early_draw
+from .leases import MISSING, Lease, early_draw, encode_or_release
 from .scripts import Script
 
 #: KEYS[1]: the epoch or a tag's generation. ARGV[1]: its lifetime (s), "" for none.
@@ -347,15 +347,9 @@ def store(
 
     ``took``: the seconds ``value`` took to compute, kept for early recomputes.
     """
-    if timeout is not None and timeout <= 0:
-        # Django's meaning of a timeout of 0: do not cache. Give the lease back.
-        release(client, lease)
+    encoded = encode_or_release(client, lease, value, timeout, release)
+    if encoded is None:
         return False
-    try:
-        encoded = client.encode(value)
-    except Exception:
-        release(client, lease)  # the others need not wait for a value that never comes
-        raise
     args = [
         lease.token,
         "" if timeout is None else max(int(timeout * 1000), 1),

@@ -30,7 +30,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
@@ -204,15 +204,9 @@ def store(
 
     ``took``: the seconds ``value`` took to compute, kept for early recomputes.
     """
-    if timeout is not None and timeout <= 0:
-        # Django's meaning of a timeout of 0: do not cache. Give the lease back.
-        release(client, lease)
+    encoded = encode_or_release(client, lease, value, timeout, release)
+    if encoded is None:
         return False
-    try:
-        encoded = client.encode(value)
-    except Exception:
-        release(client, lease)  # the others need not wait for a value that never comes
-        raise
     args = [
         lease.key,
         lease.token,
@@ -223,6 +217,28 @@ def store(
         "" if took is None else max(int(took * 1000), 1),
     ]
     return bool(store_script(client.get_client(write=True), (), args))
+
+
+def encode_or_release(
+    client: Any,
+    lease: Lease,
+    value: Any,
+    timeout: float | None,
+    give_back: Callable[[Any, Lease], None],
+) -> Any:
+    """Return ``value`` encoded for a store under ``lease``, or None if it is not stored.
+
+    Django's timeout of 0 means "do not cache", and a value that cannot be encoded never
+    comes: either way ``give_back`` returns the lease, so the others need not wait for it.
+    """
+    if timeout is not None and timeout <= 0:
+        give_back(client, lease)
+        return None
+    try:
+        return client.encode(value)
+    except Exception:
+        give_back(client, lease)
+        raise
 
 
 def release(client: DefaultClient, lease: Lease) -> None:
