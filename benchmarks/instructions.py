@@ -125,6 +125,7 @@ def child(out: Path, goals_only: bool = False) -> None:
     """Run every operation once per variant, inside operator.call (under callgrind)."""
     os.environ.pop("DATABASE_URL", None)  # never anything but SQLite in memory
     os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
+    os.environ["SIGNALHOOKS_BENCH_UNCOUNTED"] = "1"  # plain redis-py connections
     import django
 
     django.setup()

@@ -42,8 +42,14 @@ class RedisServer:
     ``replica_of`` starts it as a replica (``--replicaof``) of another server.
     """
 
-    def __init__(self, port: int | None = None, replica_of: RedisServer | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        replica_of: RedisServer | None = None,
+        options: tuple[str, ...] = (),
+    ) -> None:
         self.port = port or free_port()
+        self.options = options
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
         self.replica_of = replica_of
@@ -76,6 +82,7 @@ class RedisServer:
                     if self.replica_of is not None
                     else []
                 ),
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

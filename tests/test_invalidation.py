@@ -259,3 +259,32 @@ def test_cached_on_a_demoted_primary_serves_nothing_it_lost(servers):
         # The new primary never ran a script: it starts a new epoch on the first.
         assert cached("home", lambda: "fresh", cache=ALIAS) == "fresh"
         assert cached("home", lambda: "not called", cache=ALIAS) == "fresh"
+
+
+# -- how the flush sends names -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["plain:1", "plain:2"],
+        ["clé:ü", "plain:3"],  # not ASCII: packed from the arguments, byte lengths
+        ["nul:\0:1", "nul:2\0", ""],  # a NUL (the list separator) and an empty name
+        [f"many:{i}" for i in range(2_345)],  # more keys than one script call takes
+    ],
+    ids=["ascii", "not ascii", "NUL", "chunked"],
+)
+@pytest.mark.parametrize("cache_options", [{}, {"KEY_FUNCTION": "tests.test_wire.shouting_key"}])
+def test_flush_deletes_every_name_and_bumps_every_tag(names, cache_options):
+    from signalhooks.invalidation import Invalidation, send, tag_key
+
+    with override_settings(CACHES={"default": {**settings.CACHES["default"], **cache_options}}):
+        cache = caches["default"]
+        cache.set_many(dict.fromkeys(names, "cached"))
+        tags = [f"t:{name}" for name in names[:3]]
+        for tag in tags:
+            cache.set(tag_key(tag), 5, timeout=None)
+        assert cache.get_many(names) == dict.fromkeys(names, "cached")
+        assert send("default", Invalidation(set(names), set(tags), set()))
+        assert cache.get_many(names) == {}
+        assert [cache.get(tag_key(tag)) for tag in tags] == [6] * len(tags)

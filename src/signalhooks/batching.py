@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from .db import connection as connection_of
 from .invalidation import Invalidation, send
 
 
@@ -73,7 +73,7 @@ def queue(
 
     This is on the save path: it only adds to sets. No cache I/O before the flush.
     """
-    connection = connections[using]
+    connection = connection_of(using)
     if not connection.in_atomic_block:
         send(alias, Invalidation(set(keys), set(tags), set(patterns)))
         return

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +40,7 @@ from .conf import conf
 from .epoch import EPOCH_KEY, EPOCH_LUA, bump_generic, generic_epoch
 from .observe import flush_failed, observers
 from .scripts import Script
-from .wire import Pipeline, key_maker
+from .wire import Packed, Pipeline, key_maker, key_prefix, pack_text
 
 logger = logging.getLogger("signalhooks")
 
@@ -185,6 +185,13 @@ class _RedisTarget:
     redis: Any
     make_key: Callable[[str], str]
     epoch: str
+    #: What the flush script puts before each key and each tag name to make its cache
+    #: key ("" when the flush sends made keys: a client or key function of its own).
+    key_prefix: str
+    tag_prefix: str
+    #: The flush call's first arguments, by SHA and with the script's text, each with
+    #: its protocol text (the array header included).
+    heads: tuple[tuple[tuple[str, ...], str], tuple[tuple[str, ...], str]]
 
 
 def _redis_target(backend: Any) -> _RedisTarget | None:
@@ -192,7 +199,25 @@ def _redis_target(backend: Any) -> _RedisTarget | None:
     if client is None:
         return None
     make_key = key_maker(client)
-    return _RedisTarget(client, client.get_client(write=True), make_key, make_key(EPOCH_KEY))
+    epoch = make_key(EPOCH_KEY)
+    prefix = key_prefix(client)
+    key_prefix_, tag_prefix = ("", "") if prefix is None else (prefix, prefix + _TAG_PREFIX)
+    heads = tuple(
+        (head, f"*{_FLUSH_ARGC}\r\n" + pack_text(head)[len(f"*{len(head)}\r\n") :])
+        for head in (
+            ("EVALSHA", _FLUSH.sha, "1", epoch, key_prefix_, tag_prefix),
+            ("EVAL", _FLUSH.text, "1", epoch, key_prefix_, tag_prefix),
+        )
+    )
+    return _RedisTarget(
+        client,
+        client.get_client(write=True),
+        make_key,
+        epoch,
+        key_prefix_,
+        tag_prefix,
+        heads,  # type: ignore[arg-type]
+    )
 
 
 class _Targets(threading.local):
@@ -217,22 +242,45 @@ def _forget_targets(*, setting: str, **kwargs: Any) -> None:
 setting_changed.connect(_forget_targets, dispatch_uid="signalhooks.invalidation.forget_targets")
 
 
-#: KEYS[1]: the epoch, then the tags' generation keys. ARGV[1]: "1" to start a new
-#: epoch; then the cache keys to delete. Each key goes with what ``cached()`` keeps
-#: for it under the current epoch: its value and its lease (which cancels the lease).
-#: A missing generation needs no bump: ``cached()`` restarts it at the clock, above
-#: any number used before.
+#: KEYS[1]: the epoch. ARGV: the key prefix and the tag prefix (see _RedisTarget), "1"
+#: to start a new epoch, a separator, the number of tags and of keys, then the tags and
+#: the keys, each list joined by the separator into one argument (one argument per name
+#: when the separator is ""). One argument per list, not per name: the flush packs a
+#: handful of arguments whatever it invalidates, and adds no prefix on the client.
+#: Each key goes with what ``cached()`` keeps for it under the current epoch: its value
+#: and its lease (which cancels the lease). A missing generation needs no bump:
+#: ``cached()`` restarts it at the clock, above any number used before.
 _FLUSH = Script(
     EPOCH_LUA
     + """
 local current = epoch(KEYS[1])
-if ARGV[1] == '1' then current = new_epoch(KEYS[1], run_id(), current) end
-for i = 2, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCR', KEYS[i]) end
+if ARGV[3] == '1' then current = new_epoch(KEYS[1], run_id(), current) end
+local sep, at = ARGV[4], 7
+local function names(count, prefix)
+  local out = {}
+  if sep == '' then
+    for i = at, at + count - 1 do out[#out + 1] = prefix .. ARGV[i] end
+    at = at + count
+    return out
+  end
+  local text, from = ARGV[at], 1
+  at = at + 1
+  for _ = 1, count do
+    local stop = string.find(text, sep, from, true)
+    if stop then
+      out[#out + 1] = prefix .. string.sub(text, from, stop - 1)
+      from = stop + 1
+    else
+      out[#out + 1] = prefix .. string.sub(text, from)
+    end
+  end
+  return out
+end
+for _, tag in ipairs(names(tonumber(ARGV[5]), ARGV[2])) do
+  if redis.call('EXISTS', tag) == 1 then redis.call('INCR', tag) end
 end
 local doomed = {}
-for i = 2, #ARGV do
-  local key = ARGV[i]
+for _, key in ipairs(names(tonumber(ARGV[6]), ARGV[1])) do
   local value = key .. '@' .. current
   doomed[#doomed + 1] = key
   doomed[#doomed + 1] = value
@@ -241,6 +289,31 @@ end
 if #doomed > 0 then redis.call('DEL', unpack(doomed)) end
 """
 )
+#: Arguments of a flush call with joined lists: EVALSHA, sha, 1, epoch, 2 prefixes, 6 more.
+_FLUSH_ARGC = 12
+
+
+def _flush_call(
+    target: _RedisTarget, by_sha: bool, start: str, tags: Collection[str], keys: Collection[str]
+) -> Packed:
+    """Return one call of the flush script for ``tags`` and ``keys`` (names, not keys)."""
+    if not target.key_prefix:
+        make_key = target.make_key
+        tags = [make_key(f"{_TAG_PREFIX}{tag}") for tag in tags]
+        keys = [make_key(key) for key in keys]
+    head, head_text = target.heads[not by_sha]
+    ntags, nkeys = str(len(tags)), str(len(keys))
+    tag_list, key_list = "\0".join(tags), "\0".join(keys)
+    if tag_list.count("\0") + key_list.count("\0") != max(len(tags) - 1, 0) + max(len(keys) - 1, 0):
+        # A name holds a NUL itself: one argument per name instead.
+        return Packed((*head, start, "", ntags, nkeys, *tags, *keys), None)
+    return Packed(
+        (*head, start, "\0", ntags, nkeys, tag_list, key_list),
+        f"{head_text}$1\r\n{start}\r\n$1\r\n\0\r\n${len(ntags)}\r\n{ntags}\r\n"
+        f"${len(nkeys)}\r\n{nkeys}\r\n${len(tag_list)}\r\n{tag_list}\r\n"
+        f"${len(key_list)}\r\n{key_list}\r\n",
+    )
+
 
 #: One SCAN page per pattern, deleting the keys it finds. ARGV: COUNT, then (cursor,
 #: pattern) pairs. Returns the next cursors, "0" for a pattern that is done. Each
@@ -292,9 +365,7 @@ def _send_django_redis(target: _RedisTarget, invalidation: Invalidation, new_epo
     A pattern needs more round trips only when its SCAN has more pages, that is
     when the database holds more keys than ``SIGNALHOOKS["PATTERN_SCAN_COUNT"]``.
     """
-    redis, make_key, epoch = target.redis, target.make_key, target.epoch
-    keys = [make_key(key) for key in sorted(invalidation.keys)]
-    tags = [make_key(f"{_TAG_PREFIX}{tag}") for tag in sorted(invalidation.tags)]
+    redis, keys, tags = target.redis, invalidation.keys, invalidation.tags
     scans: list[tuple[str, str]] = []
     count = ""
     if invalidation.patterns:
@@ -310,12 +381,18 @@ def _send_django_redis(target: _RedisTarget, invalidation: Invalidation, new_epo
 
     def first_round(by_sha: bool) -> list[Any]:
         pipeline = Pipeline(redis)
-        if keys or tags or new_epoch:
-            start = "1" if new_epoch else "0"
-            _FLUSH.queue(pipeline, [epoch, *tags], [start, *keys[:_DEL_CHUNK]], by_sha=by_sha)
-            for at in range(_DEL_CHUNK, len(keys), _DEL_CHUNK):
-                chunk = keys[at : at + _DEL_CHUNK]
-                _FLUSH.queue(pipeline, [epoch], ["0", *chunk], by_sha=by_sha)
+        if len(keys) > _DEL_CHUNK:
+            names = list(keys)
+            pipeline.execute_packed(
+                _flush_call(target, by_sha, "1" if new_epoch else "0", tags, names[:_DEL_CHUNK])
+            )
+            for at in range(_DEL_CHUNK, len(names), _DEL_CHUNK):
+                chunk = names[at : at + _DEL_CHUNK]
+                pipeline.execute_packed(_flush_call(target, by_sha, "0", (), chunk))
+        elif keys or tags or new_epoch:
+            pipeline.execute_packed(
+                _flush_call(target, by_sha, "1" if new_epoch else "0", tags, keys)
+            )
         if scans:
             _SCAN_DELETE.queue(pipeline, (), [count, *_scan_args(scans)], by_sha=by_sha)
         return _execute(pipeline, replicas, wait_ms)

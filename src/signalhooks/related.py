@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from django.apps import apps
 from django.core.checks import CheckMessage, Error
-from django.db import connections, router
+from django.db import router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import (
     DEFERRED,
@@ -55,6 +55,7 @@ from django.db.models.sql.subqueries import UpdateQuery
 from django.db.models.utils import make_model_tuple
 from django.utils import timezone
 
+from .db import connection as connection_of
 from .hooks import _senders
 from .observe import counters_moved, observers
 from .registry import BulkChange, Event, Hook, ModelRef, registry
@@ -302,7 +303,7 @@ class Plan:
             manager.filter(**{f"{self.target_ref}__in": keys}).update(**updates)
             return
         # Plain loops, no generators: this runs on every save of a child.
-        connection = connections[using]
+        connection = connection_of(using)
         clamped = self.clamped
         shape: list[Any] = [using, len(keys)]
         values: list[Any] = []

@@ -20,6 +20,17 @@ keeps what matters of its non-transactional ``execute()``:
 It skips redis-py's response callbacks: the flush's commands (EVALSHA, EVAL,
 WAIT) have none.
 
+On a held connection without health checks (below) it also skips redis-py's own
+send and read: the packed request goes out in one ``sendall`` and the replies are
+read by :func:`read_replies`, a reader of the RESP2 and RESP3 reply types (bulk strings
+come back as bytes). redis-py spends eight times as much CPU on one
+reply (its socket buffer, its error wrapping, its push-message checks) as the socket
+calls themselves. What it guarantees is kept: error replies become redis-py's
+exception classes (``NoScriptError``, ``ReadOnlyError`` …) through the connection's
+own parser, a timeout raises redis-py's ``TimeoutError``, any other socket error or
+a closed connection its ``ConnectionError``, so the retry and the disconnect behave
+as before; a reply that does not parse, or bytes beyond the replies, disconnect.
+
 Each thread keeps the connection of its last flush out of the pool (:class:`_Held`)
 instead of taking one and giving it back every time, which costs more than the round
 trip's own work in redis-py (the pool's lock, its metrics and events, a connect call
@@ -31,9 +42,10 @@ and a ``can_read()`` check). What the pool's checks are for is kept:
 * one the pool disconnected (``pool.disconnect()``, django-redis' ``close()`` with
   ``CLOSE_CONNECTION``) stays disconnected until the next flush connects it with
   ``connect()``, which is where a Sentinel pool looks up the primary again;
-* instead of ``can_read()``, a poll of the socket: every reply of every flush was
-  read, so a readable socket means the server closed it (restart, idle ``timeout``,
-  ``CLIENT KILL``) and the connection is opened anew before the write;
+* instead of ``can_read()`` before the write, a closed connection found by the write
+  or the read (restart, idle ``timeout``, ``CLIENT KILL``: the server closed it since
+  the last flush) is opened anew and the request sent again, under the connection's
+  ``retry``; a timeout is not retried there (a hung server is not waited for twice);
 * health checks (``health_check_interval``) run in ``send_packed_command`` as before;
 * the connection goes back to the pool when its thread ends.
 
@@ -46,7 +58,7 @@ release) are used the plain way, a connection taken and given back per flush.
 from __future__ import annotations
 
 import os
-import select
+import socket
 import threading
 import weakref
 from collections.abc import Callable
@@ -55,18 +67,44 @@ from typing import Any
 from django.core.cache.backends.base import default_key_func
 from django_redis.client import DefaultClient
 from redis.connection import ConnectionPool
-from redis.exceptions import ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import InvalidResponse, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
-def pack(commands: list[tuple[str, ...]], encoding: str = "utf-8", errors: str = "strict") -> bytes:
+class Packed:
+    """A command given with its protocol text, packed once by its caller.
+
+    ``text`` must be what :func:`pack` makes of ``args`` when every argument is
+    ASCII (a str's length is then its byte length); it is used only then, and
+    ``args`` packed otherwise.
+    """
+
+    __slots__ = ("args", "text")
+
+    def __init__(self, args: tuple[str, ...], text: str | None) -> None:
+        self.args = args
+        self.text = text
+
+
+Command = tuple[str, ...] | Packed
+
+
+def pack_text(args: tuple[str, ...]) -> str:
+    """Return ``args`` in the Redis protocol as text (its bytes if it is ASCII)."""
+    return f"*{len(args)}\r\n" + "".join([f"${len(arg)}\r\n{arg}\r\n" for arg in args])
+
+
+def pack(commands: list[Command], encoding: str = "utf-8", errors: str = "strict") -> bytes:
     """Return ``commands`` in the Redis protocol, as redis-py packs str arguments."""
     # ASCII text in an ASCII-compatible encoding (what key names nearly always are):
     # a str's length is its byte length, so the whole request is one str, encoded once.
     parts = []
-    for args in commands:
-        parts.append(f"*{len(args)}\r\n$")
-        parts.append("\r\n$".join([f"{len(arg)}\r\n{arg}" for arg in args]))
-        parts.append("\r\n")
+    for command in commands:
+        if type(command) is Packed and command.text is not None:
+            parts.append(command.text)
+        else:
+            parts.append(pack_text(_args(command)))
     text = "".join(parts)
     if encoding in _ASCII_COMPATIBLE and text.isascii():
         return text.encode(encoding, errors)
@@ -77,14 +115,122 @@ def pack(commands: list[tuple[str, ...]], encoding: str = "utf-8", errors: str =
 _ASCII_COMPATIBLE = frozenset({"utf-8", "utf8", "UTF-8", "latin-1", "latin1", "ascii"})
 
 
-def _pack_encoded(commands: list[tuple[str, ...]], encoding: str, errors: str) -> bytes:
+def _args(command: Command) -> tuple[str, ...]:
+    return command.args if type(command) is Packed else command  # type: ignore[return-value]
+
+
+def _pack_encoded(commands: list[Command], encoding: str, errors: str) -> bytes:
     parts = []
-    for args in commands:
+    for command in commands:
+        args = _args(command)
         parts.append(f"*{len(args)}\r\n".encode())
         for arg in args:
             data = arg.encode(encoding, errors)
             parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
     return b"".join(parts)
+
+
+#: Bytes asked of the socket per read (a flush's replies fit in one).
+_READ_SIZE = 65536
+
+
+class _Incomplete(Exception):
+    """The buffer ends inside a reply: read more."""
+
+
+#: What :func:`_parse` returns for a push message, which is no reply.
+_PUSH: Any = object()
+
+
+def _parse(data: bytes, at: int, parse_error: Callable[[str], Exception]) -> tuple[Any, int]:
+    """Return the reply starting at ``data[at]`` and the index after it.
+
+    RESP2 and the RESP3 types a command reply can have (redis-py 8 speaks RESP3 by
+    default). A ``>`` push message (out of band: redis-py 8's maintenance notices)
+    is returned as :data:`_PUSH` and skipped by the caller: a flush connection acts on
+    none, and one the server is about to move fails and is reconnected by the retry.
+    Attributes (``|``, which no command of a flush gets) raise InvalidResponse.
+    """
+    end = data.find(b"\r\n", at)
+    if end < 0:
+        raise _Incomplete
+    kind, line, after = data[at], data[at + 1 : end], end + 2
+    if kind == 58 or kind == 40:  # ":" integer, "(" big number
+        return int(line), after
+    if kind == 36 or kind == 33 or kind == 61:  # "$" bulk, "!" bulk error, "=" verbatim
+        size = int(line)
+        if size < 0:  # $-1: nil
+            return None, after
+        if len(data) < after + size + 2:
+            raise _Incomplete
+        text = data[after : after + size]
+        if kind == 33:
+            return parse_error(text.decode("utf-8", "replace")), after + size + 2
+        return (text[4:] if kind == 61 else text), after + size + 2  # "=": "txt:" first
+    if kind == 62:  # ">" push
+        for _ in range(int(line)):
+            _, after = _parse(data, after, parse_error)
+        return _PUSH, after
+    if kind == 42 or kind == 126 or kind == 37:  # "*" array, "~" set, "%" map
+        size = int(line)
+        if size < 0:  # *-1: nil
+            return None, after
+        items: list[Any] = []
+        for _ in range(size * 2 if kind == 37 else size):
+            item, after = _parse(data, after, parse_error)
+            items.append(item)
+        if kind == 37:
+            return dict(zip(items[::2], items[1::2], strict=True)), after
+        return items, after
+    if kind == 43:  # "+" simple string
+        return line, after
+    if kind == 45:  # "-" error: redis-py's exception class for it, as a value
+        return parse_error(line.decode("utf-8", "replace")), after
+    if kind == 95:  # "_" null
+        return None, after
+    if kind == 35:  # "#" boolean
+        return line == b"t", after
+    if kind == 44:  # "," double
+        return float(line), after
+    raise InvalidResponse(f"Protocol error, got {data[at : at + 1]!r} as reply type byte")
+
+
+def read_replies(
+    sock: socket.socket, count: int, parse_error: Callable[[str], Exception]
+) -> list[Any]:
+    """Read exactly ``count`` replies from ``sock``; error replies are returned, not raised."""
+    data = b""
+    replies: list[Any] = []
+    at = 0
+    while True:
+        try:
+            chunk = sock.recv(_READ_SIZE)
+        except TimeoutError as error:  # socket.timeout
+            raise RedisTimeoutError("Timeout reading from socket") from error
+        except OSError as error:
+            raise RedisConnectionError(f"Error while reading from socket: {error}") from error
+        if not chunk:
+            raise RedisConnectionError("Connection closed by server.")
+        data += chunk
+        try:
+            while len(replies) < count:
+                reply, at = _parse(data, at, parse_error)
+                if reply is not _PUSH:
+                    replies.append(reply)
+        except _Incomplete:
+            continue  # ``at`` is where the unfinished reply starts
+        if at != len(data):
+            raise InvalidResponse(f"{len(data) - at} unexpected byte(s) after the replies")
+        return replies
+
+
+def _send(sock: socket.socket, packed: bytes) -> None:
+    try:
+        sock.sendall(packed)
+    except TimeoutError as error:
+        raise RedisTimeoutError("Timeout writing to socket") from error
+    except OSError as error:
+        raise RedisConnectionError(f"Error while writing to socket: {error}") from error
 
 
 class Pipeline:
@@ -94,10 +240,13 @@ class Pipeline:
 
     def __init__(self, redis: Any) -> None:
         self.redis = redis
-        self.commands: list[tuple[str, ...]] = []
+        self.commands: list[Command] = []
 
     def execute_command(self, *args: str) -> None:
         self.commands.append(args)
+
+    def execute_packed(self, command: Packed) -> None:
+        self.commands.append(command)
 
     def execute(self) -> list[Any]:
         """Send the commands; return their replies, or raise the first error among them."""
@@ -112,9 +261,24 @@ class Pipeline:
         if lease is not None and lease.pid == os.getpid():
             connection = lease.connection
             sock = connection._sock
-            # Every reply was read: readable now means closed by the server.
-            if sock is not None and select.select((sock,), (), (), 0)[0]:
-                connection.disconnect()
+            if sock is not None and not connection.health_check_interval:
+                # The hot path: the thread's own connection, open, no health check due.
+                encoder = connection.encoder
+                packed = pack(commands, encoder.encoding, encoder.encoding_errors)
+                try:
+                    _send(sock, packed)
+                    read = read_replies(sock, len(commands), connection._parser.parse_error)
+                except RedisConnectionError:
+                    # Closed by the server since the last flush (restart, idle timeout,
+                    # CLIENT KILL): what the pool's check before lending finds out. Open
+                    # it anew and send again below, as redis-py's retry allows. (The
+                    # request, if it ran, runs twice: harmless for a flush.)
+                    connection.disconnect()
+                except BaseException:
+                    self._drop(connection, held, lease)
+                    raise
+                else:
+                    return _raise_first_error(read)
         else:
             # None yet, no holding from this pool, or one inherited through fork().
             connection = pool.get_connection()
@@ -125,11 +289,17 @@ class Pipeline:
             encoder = connection.encoder
             packed = pack(commands, encoder.encoding, encoder.encoding_errors)
 
+            own_reads = lease is not None and not connection.health_check_interval
+
             def round_trip() -> list[Any]:
                 if connection._sock is None:
                     # connect(), not the implicit one of send_packed_command(): a
                     # Sentinel connection looks the primary up again in connect().
                     connection.connect()
+                if own_reads:
+                    sock = connection._sock
+                    _send(sock, packed)
+                    return read_replies(sock, len(commands), connection._parser.parse_error)
                 connection.send_packed_command((packed,))
                 replies: list[Any] = []
                 for _ in commands:
@@ -143,20 +313,27 @@ class Pipeline:
                 round_trip, lambda error: connection.disconnect()
             )
         except BaseException:
-            # Whatever is half sent or half read must not reach the next user.
-            connection.disconnect()
-            if held is not None and lease is not None:
-                held.lease = None
-                lease.give_back()
-            else:
-                pool.release(connection)
+            self._drop(connection, held, lease)
             raise
         if lease is None:
             pool.release(connection)
-        for reply in replies:
-            if isinstance(reply, ResponseError):
-                raise reply
-        return replies
+        return _raise_first_error(replies)
+
+    def _drop(self, connection: Any, held: _Held | None, lease: _Lease | None) -> None:
+        """After an error: whatever is half sent or half read must not reach the next user."""
+        connection.disconnect()
+        if held is not None and lease is not None:
+            held.lease = None
+            lease.give_back()
+        else:
+            self.redis.connection_pool.release(connection)
+
+
+def _raise_first_error(replies: list[Any]) -> list[Any]:
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            raise reply
+    return replies
 
 
 #: The attribute of a connection pool holding its :class:`_Held` (None: not held from).
@@ -209,18 +386,33 @@ def _holder(pool: Any) -> _Held | None:
     return held
 
 
+def key_prefix(client: DefaultClient) -> str | None:
+    """Return what django-redis puts before every key, or None if it does more than that.
+
+    With Django's default key function a cache key is the prefix and version followed
+    by the key; a client class with its own ``make_key``, or a ``KEY_FUNCTION``, may do
+    anything.
+    """
+    if type(client).make_key is not DefaultClient.make_key:
+        return None
+    backend = client._backend
+    if backend.key_func is not default_key_func:
+        return None
+    return f"{backend.key_prefix}:{backend.version}:"
+
+
 def key_maker(client: DefaultClient) -> Callable[[str], str]:
     """Return ``str(client.make_key(key))`` as a function of ``key``, minus the CacheKey.
 
     django-redis' ``make_key`` wraps each name in a ``CacheKey`` (a str subclass) that
-    the flush turns back into a str. With Django's default key function the name is
-    the prefix and version followed by the key: one string concatenation. A client
-    class with its own ``make_key`` keeps it.
+    the flush turns back into a str. With a plain prefix (:func:`key_prefix`) that is
+    one string concatenation.
     """
+    prefix = key_prefix(client)
+    if prefix is not None:
+        return prefix.__add__
     if type(client).make_key is not DefaultClient.make_key:
         return lambda key: str(client.make_key(key))
     backend = client._backend
     key_func, prefix, version = backend.key_func, backend.key_prefix, backend.version
-    if key_func is default_key_func:
-        return f"{prefix}:{version}:".__add__
     return lambda key: str(key_func(key, prefix, version))
