@@ -285,23 +285,22 @@ class Rule:
         changes: Mapping[str, tuple[Any, Any]],
         using: str,
         created: bool = False,
-        # Named, though unused: the registry passes them, and each one left to
-        # **kwargs would cost a dict entry on every save.
-        signal: Any = None,
-        sender: Any = None,
-        update_fields: Any = None,
-        raw: bool = False,
         **kwargs: Any,
     ) -> None:
-        # The save path: format, then add to the transaction's batch. Most saves change
-        # no template field: one call of the compiled templates, no lists.
+        self.saved(instance, changes, using, created)
+
+    def saved(
+        self, instance: Model, changes: Mapping[str, tuple[Any, Any]], using: str, created: bool
+    ) -> None:
+        """The save path (also the hook's ``direct``): format, then add to the batch."""
+        # Most saves change no template field: one call of the compiled templates.
         if not changes or created:
             try:
                 strings = self._strings(instance.__dict__)
             except KeyError:
                 pass  # a deferred template field: for_instance() loads it
             else:
-                queue(using, self.alias, *strings)
+                queue(using, self.cache or str(conf.CACHE), *strings)
                 return
         keys: list[str] = []
         tags: list[str] = []
@@ -505,6 +504,7 @@ def invalidate(
     }
     save_hook = Hook(
         func=rule.on_save,
+        direct=rule.saved,
         event=Event.POST_SAVE,
         changed=changed_names,
         when=when,
