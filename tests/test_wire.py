@@ -443,3 +443,25 @@ def test_packed_text_is_used_only_when_it_is_ascii():
     wrong = Packed(("DEL", "clé"), pack_text(("DEL", "clé")))  # str lengths: wrong bytes
     assert pack([wrong]) == redis_pack(("DEL", "clé"))
     assert pack([Packed(args, None)]) == redis_pack(args)  # no text: packed here
+
+
+def test_a_bulk_error_reply_is_redis_py_s_error_class():
+    ours, theirs = socket.socketpair()
+    theirs.sendall(b"!23\r\nNOSCRIPT No such script\r\n")
+    (error,) = read_replies(ours, 1, redis.connection.Connection()._parser.parse_error)
+    assert isinstance(error, NoScriptError)
+    ours.close()
+    theirs.close()
+
+
+def test_a_pool_used_per_flush_also_reads_every_reply_before_raising(own_server):
+    pool = redis.BlockingConnectionPool.from_url(own_server.url, max_connections=1, timeout=1)
+    client = redis.Redis(connection_pool=pool)
+    client.set("wire:text", "x")
+    pipeline = Pipeline(client)
+    pipeline.execute_command("INCR", "wire:text")  # not an integer
+    pipeline.execute_command("SET", "wire:after", "ran")
+    with pytest.raises(ResponseError, match="not an integer"):
+        pipeline.execute()
+    assert client.get("wire:after") == b"ran"  # the pool's one connection, in step
+    client.close()
