@@ -51,7 +51,9 @@ def load(path: Path) -> tuple[Groups, dict[str, Any]]:
     groups: Groups = {}
     for bench in data["benchmarks"]:
         stats = bench["stats"]
-        groups.setdefault(bench["group"], {})[bench["params"]["variant"]] = Row(
+        # pytest-benchmark 5.3 gives a test without parameters ``"params": null``.
+        variant = (bench.get("params") or {}).get("variant", bench["name"])
+        groups.setdefault(bench["group"], {})[variant] = Row(
             median=stats["median"],
             min=stats["min"],
             rounds=stats["rounds"],

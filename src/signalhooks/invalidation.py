@@ -304,7 +304,8 @@ def _flush_call(
     head, head_text = target.heads[not by_sha]
     ntags, nkeys = str(len(tags)), str(len(keys))
     tag_list, key_list = "\0".join(tags), "\0".join(keys)
-    if tag_list.count("\0") + key_list.count("\0") != max(len(tags) - 1, 0) + max(len(keys) - 1, 0):
+    # As many NULs as separators? ((n or 1) - 1 is n - 1, or 0 for an empty list.)
+    if tag_list.count("\0") + key_list.count("\0") != (len(tags) or 1) + (len(keys) or 1) - 2:
         # A name holds a NUL itself: one argument per name instead.
         return Packed((*head, start, "", ntags, nkeys, *tags, *keys), None)
     return Packed(
