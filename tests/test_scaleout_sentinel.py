@@ -163,3 +163,15 @@ def test_sentinel_failover_serves_no_stale_cached_value(topology, sentinel_cache
 
 def epoch_on(host, port):
     return redis.Redis(host=host, port=port).hgetall(caches["sentinel"].make_key(EPOCH_KEY))
+
+
+def test_sentinel_connections_keep_redis_py_s_own_read(topology, sentinel_cache):
+    # Sentinel's read turns READONLY (a demoted primary) into a reconnect to the new one.
+    from signalhooks.wire import _reads_own
+
+    invalidate(Entry, keys=["entry:{pk}"], cache="sentinel")
+    Entry.objects.create(title="a", slug="a")  # a flush: the thread now holds a connection
+    pool = sentinel_cache.client.get_client(write=True).connection_pool
+    held = pool.__dict__["_signalhooks_held"].lease.connection
+    assert type(held).__name__ == "SentinelManagedConnection"
+    assert not _reads_own(held)

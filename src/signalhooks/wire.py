@@ -20,16 +20,18 @@ keeps what matters of its non-transactional ``execute()``:
 It skips redis-py's response callbacks: the flush's commands (EVALSHA, EVAL,
 WAIT) have none.
 
-On a held connection without health checks (below) it also skips redis-py's own
-send and read: the packed request goes out in one ``sendall`` and the replies are
-read by :func:`read_replies`, a reader of the RESP2 and RESP3 reply types (bulk strings
-come back as bytes). redis-py spends eight times as much CPU on one
-reply (its socket buffer, its error wrapping, its push-message checks) as the socket
-calls themselves. What it guarantees is kept: error replies become redis-py's
-exception classes (``NoScriptError``, ``ReadOnlyError`` …) through the connection's
-own parser, a timeout raises redis-py's ``TimeoutError``, any other socket error or
-a closed connection its ``ConnectionError``, so the retry and the disconnect behave
-as before; a reply that does not parse, or bytes beyond the replies, disconnect.
+On a held connection without health checks, whose class keeps redis-py's own send
+and read (not Sentinel's, which turns a READONLY reply into a reconnect to the new
+primary), it also skips redis-py's own send and read: the packed request goes out in
+one ``sendall`` and the replies are read by :func:`read_replies`, a reader of the RESP2
+and RESP3 reply types (bulk strings come back as bytes). redis-py spends eight times
+as much CPU on one reply (its socket buffer, its error wrapping, its push-message
+checks) as the socket calls themselves. What it guarantees is kept: error replies
+become redis-py's exception classes (``NoScriptError``, ``ReadOnlyError`` …) through
+the connection's own parser, a timeout raises redis-py's ``TimeoutError``, any other
+socket error or a closed connection its ``ConnectionError``, so the retry and the
+disconnect behave as before; a reply that does not parse, or bytes beyond the
+replies, disconnect.
 
 Each thread keeps the connection of its last flush out of the pool (:class:`_Held`)
 instead of taking one and giving it back every time, which costs more than the round
@@ -42,10 +44,12 @@ and a ``can_read()`` check). What the pool's checks are for is kept:
 * one the pool disconnected (``pool.disconnect()``, django-redis' ``close()`` with
   ``CLOSE_CONNECTION``) stays disconnected until the next flush connects it with
   ``connect()``, which is where a Sentinel pool looks up the primary again;
-* instead of ``can_read()`` before the write, a closed connection found by the write
-  or the read (restart, idle ``timeout``, ``CLIENT KILL``: the server closed it since
-  the last flush) is opened anew and the request sent again, under the connection's
-  ``retry``; a timeout is not retried there (a hung server is not waited for twice);
+* instead of ``can_read()`` before the write: where the flush reads its own replies, a
+  closed connection found by the write or the read (restart, idle ``timeout``,
+  ``CLIENT KILL``: the server closed it since the last flush) is opened anew and the
+  request sent again, under the connection's ``retry`` (a timeout is not retried
+  there: a hung server is not waited for twice); where redis-py reads, a poll of the
+  socket (every reply was read, so readable means closed) opens it anew first;
 * health checks (``health_check_interval``) run in ``send_packed_command`` as before;
 * the connection goes back to the pool when its thread ends.
 
@@ -58,6 +62,7 @@ release) are used the plain way, a connection taken and given back per flush.
 from __future__ import annotations
 
 import os
+import select
 import socket
 import threading
 import weakref
@@ -66,7 +71,7 @@ from typing import Any
 
 from django.core.cache.backends.base import default_key_func
 from django_redis.client import DefaultClient
-from redis.connection import ConnectionPool
+from redis.connection import Connection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -261,7 +266,7 @@ class Pipeline:
         if lease is not None and lease.pid == os.getpid():
             connection = lease.connection
             sock = connection._sock
-            if sock is not None and not connection.health_check_interval:
+            if sock is not None and _reads_own(connection):
                 # The hot path: the thread's own connection, open, no health check due.
                 encoder = connection.encoder
                 packed = pack(commands, encoder.encoding, encoder.encoding_errors)
@@ -279,6 +284,10 @@ class Pipeline:
                     raise
                 else:
                     return _raise_first_error(read)
+            elif sock is not None and select.select((sock,), (), (), 0)[0]:
+                # redis-py reads here: every reply was read, so readable now means closed
+                # by the server (restart, idle timeout, CLIENT KILL): open it anew.
+                connection.disconnect()
         else:
             # None yet, no holding from this pool, or one inherited through fork().
             connection = pool.get_connection()
@@ -289,7 +298,7 @@ class Pipeline:
             encoder = connection.encoder
             packed = pack(commands, encoder.encoding, encoder.encoding_errors)
 
-            own_reads = lease is not None and not connection.health_check_interval
+            own_reads = lease is not None and _reads_own(connection)
 
             def round_trip() -> list[Any]:
                 if connection._sock is None:
@@ -327,6 +336,21 @@ class Pipeline:
             lease.give_back()
         else:
             self.redis.connection_pool.release(connection)
+
+
+def _reads_own(connection: Any) -> bool:
+    """Whether the flush may send and read on ``connection``'s socket itself.
+
+    Not when a health check may be due, nor when the connection's class has a send or
+    a read of its own: redis-py's Sentinel connection turns a READONLY reply into a
+    disconnect and a ConnectionError, so that the retry finds the new primary.
+    """
+    kind = type(connection)
+    return (
+        not connection.health_check_interval
+        and kind.read_response is Connection.read_response
+        and kind.send_packed_command is Connection.send_packed_command
+    )
 
 
 def _raise_first_error(replies: list[Any]) -> list[Any]:
