@@ -300,7 +300,7 @@ class Rule:
             except KeyError:
                 pass  # a deferred template field: for_instance() loads it
             else:
-                queue(using, self.cache or str(conf.CACHE), *strings)
+                queue(using, self.alias, *strings)
                 return
         keys: list[str] = []
         tags: list[str] = []

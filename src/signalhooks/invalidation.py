@@ -40,7 +40,7 @@ from .conf import conf
 from .epoch import EPOCH_KEY, EPOCH_LUA, bump_generic, generic_epoch
 from .observe import flush_failed, observers
 from .scripts import Script
-from .wire import Packed, Pipeline, key_maker, key_prefix, pack_text
+from .wire import Packed, Pipeline, key_maker, key_prefix, pack_arguments
 
 logger = logging.getLogger("signalhooks")
 
@@ -185,13 +185,15 @@ class _RedisTarget:
     redis: Any
     make_key: Callable[[str], str]
     epoch: str
-    #: What the flush script puts before each key and each tag name to make its cache
-    #: key ("" when the flush sends made keys: a client or key function of its own).
+    #: What the flush script puts before each key name to make its cache key ("" when
+    #: the flush sends made keys: a client or key function of its own).
     key_prefix: str
-    tag_prefix: str
-    #: The flush call's first arguments, by SHA and with the script's text, each with
-    #: its protocol text (the array header included).
-    heads: tuple[tuple[tuple[str, ...], str], tuple[tuple[str, ...], str]]
+    #: The flush call's first arguments and their protocol text (with the array
+    #: header of the whole call), by SHA and with the script's text.
+    heads: tuple[_Head, _Head]
+
+
+_Head = tuple[tuple[str, ...], str]
 
 
 def _redis_target(backend: Any) -> _RedisTarget | None:
@@ -200,24 +202,15 @@ def _redis_target(backend: Any) -> _RedisTarget | None:
         return None
     make_key = key_maker(client)
     epoch = make_key(EPOCH_KEY)
-    prefix = key_prefix(client)
-    key_prefix_, tag_prefix = ("", "") if prefix is None else (prefix, prefix + _TAG_PREFIX)
-    heads = tuple(
-        (head, f"*{_FLUSH_ARGC}\r\n" + pack_text(head)[len(f"*{len(head)}\r\n") :])
-        for head in (
-            ("EVALSHA", _FLUSH.sha, "1", epoch, key_prefix_, tag_prefix),
-            ("EVAL", _FLUSH.text, "1", epoch, key_prefix_, tag_prefix),
-        )
-    )
-    return _RedisTarget(
-        client,
-        client.get_client(write=True),
-        make_key,
-        epoch,
-        key_prefix_,
-        tag_prefix,
-        heads,  # type: ignore[arg-type]
-    )
+    prefix = key_prefix(client) or ""
+    tag_prefix = prefix and prefix + _TAG_PREFIX
+
+    def head(*call: str) -> _Head:
+        args = (*call, "1", epoch, prefix, tag_prefix)
+        return args, f"*{_FLUSH_ARGC}\r\n{pack_arguments(args)}"
+
+    heads = (head("EVALSHA", _FLUSH.sha), head("EVAL", _FLUSH.text))
+    return _RedisTarget(client, client.get_client(write=True), make_key, epoch, prefix, heads)
 
 
 class _Targets(threading.local):
@@ -382,18 +375,13 @@ def _send_django_redis(target: _RedisTarget, invalidation: Invalidation, new_epo
 
     def first_round(by_sha: bool) -> list[Any]:
         pipeline = Pipeline(redis)
-        if len(keys) > _DEL_CHUNK:
-            names = list(keys)
-            pipeline.execute_packed(
-                _flush_call(target, by_sha, "1" if new_epoch else "0", tags, names[:_DEL_CHUNK])
-            )
-            for at in range(_DEL_CHUNK, len(names), _DEL_CHUNK):
-                chunk = names[at : at + _DEL_CHUNK]
-                pipeline.execute_packed(_flush_call(target, by_sha, "0", (), chunk))
-        elif keys or tags or new_epoch:
-            pipeline.execute_packed(
-                _flush_call(target, by_sha, "1" if new_epoch else "0", tags, keys)
-            )
+        if keys or tags or new_epoch:
+            # The tags and a new epoch go with the first chunk of keys.
+            start = "1" if new_epoch else "0"
+            first_tags: Collection[str] = tags
+            for chunk in _chunks(keys):
+                pipeline.execute_packed(_flush_call(target, by_sha, start, first_tags, chunk))
+                start, first_tags = "0", ()
         if scans:
             _SCAN_DELETE.queue(pipeline, (), [count, *_scan_args(scans)], by_sha=by_sha)
         return _execute(pipeline, replicas, wait_ms)
@@ -415,6 +403,14 @@ def _send_django_redis(target: _RedisTarget, invalidation: Invalidation, new_epo
             pipeline = Pipeline(redis)
             _SCAN_DELETE.queue(pipeline, (), [count, *_scan_args(scans)], by_sha=True)
             replies = _execute(pipeline, replicas, wait_ms)
+
+
+def _chunks(keys: set[str]) -> list[Collection[str]]:
+    """Return ``keys`` in chunks of at most ``_DEL_CHUNK`` (one chunk, even if empty)."""
+    if len(keys) <= _DEL_CHUNK:
+        return [keys]
+    names = list(keys)
+    return [names[at : at + _DEL_CHUNK] for at in range(0, len(names), _DEL_CHUNK)]
 
 
 def _scan_args(scans: list[tuple[str, str]]) -> list[str]:

@@ -97,7 +97,12 @@ Command = tuple[str, ...] | Packed
 
 def pack_text(args: tuple[str, ...]) -> str:
     """Return ``args`` in the Redis protocol as text (its bytes if it is ASCII)."""
-    return f"*{len(args)}\r\n" + "".join([f"${len(arg)}\r\n{arg}\r\n" for arg in args])
+    return f"*{len(args)}\r\n" + pack_arguments(args)
+
+
+def pack_arguments(args: tuple[str, ...]) -> str:
+    """Return ``args`` as :func:`pack_text` does, without the array header."""
+    return "".join([f"${len(arg)}\r\n{arg}\r\n" for arg in args])
 
 
 def pack(commands: list[Command], encoding: str = "utf-8", errors: str = "strict") -> bytes:
@@ -229,6 +234,13 @@ def read_replies(
         return replies
 
 
+def _exchange(connection: Any, packed: bytes, count: int) -> list[Any]:
+    """Send ``packed`` on ``connection``'s socket; read its ``count`` replies ourselves."""
+    sock = connection._sock
+    _send(sock, packed)
+    return read_replies(sock, count, connection._parser.parse_error)
+
+
 def _send(sock: socket.socket, packed: bytes) -> None:
     try:
         sock.sendall(packed)
@@ -263,28 +275,12 @@ class Pipeline:
         if held is _UNSEEN:
             held = _holder(pool)
         lease = held.lease if held is not None else None
-        if lease is not None and lease.pid == os.getpid():
+        reused = lease is not None and lease.pid == os.getpid()
+        if lease is not None and reused:
             connection = lease.connection
+            own_reads = _reads_own(connection)
             sock = connection._sock
-            if sock is not None and _reads_own(connection):
-                # The hot path: the thread's own connection, open, no health check due.
-                encoder = connection.encoder
-                packed = pack(commands, encoder.encoding, encoder.encoding_errors)
-                try:
-                    _send(sock, packed)
-                    read = read_replies(sock, len(commands), connection._parser.parse_error)
-                except RedisConnectionError:
-                    # Closed by the server since the last flush (restart, idle timeout,
-                    # CLIENT KILL): what the pool's check before lending finds out. Open
-                    # it anew and send again below, as redis-py's retry allows. (The
-                    # request, if it ran, runs twice: harmless for a flush.)
-                    connection.disconnect()
-                except BaseException:
-                    self._drop(connection, held, lease)
-                    raise
-                else:
-                    return _raise_first_error(read)
-            elif sock is not None and select.select((sock,), (), (), 0)[0]:
+            if sock is not None and not own_reads and select.select((sock,), (), (), 0)[0]:
                 # redis-py reads here: every reply was read, so readable now means closed
                 # by the server (restart, idle timeout, CLIENT KILL): open it anew.
                 connection.disconnect()
@@ -294,33 +290,43 @@ class Pipeline:
             lease = None
             if held is not None:
                 lease = held.lease = _Lease(pool, connection)
+            own_reads = lease is not None and _reads_own(connection)
         try:
             encoder = connection.encoder
             packed = pack(commands, encoder.encoding, encoder.encoding_errors)
+            count = len(commands)
+            replies: list[Any] | None = None
+            if reused and own_reads and connection._sock is not None:
+                # The hot path: the thread's own connection, open, no health check due.
+                try:
+                    replies = _exchange(connection, packed, count)
+                except RedisConnectionError:
+                    # Closed by the server since the last flush (restart, idle timeout,
+                    # CLIENT KILL): what the pool's check before lending finds out. Open
+                    # it anew and send again below, as redis-py's retry allows. (The
+                    # request, if it ran, runs twice: harmless for a flush.)
+                    connection.disconnect()
+            if replies is None:
 
-            own_reads = lease is not None and _reads_own(connection)
+                def round_trip() -> list[Any]:
+                    if connection._sock is None:
+                        # connect(), not the implicit one of send_packed_command(): a
+                        # Sentinel connection looks the primary up again in connect().
+                        connection.connect()
+                    if own_reads:
+                        return _exchange(connection, packed, count)
+                    connection.send_packed_command((packed,))
+                    read: list[Any] = []
+                    for _ in commands:
+                        try:
+                            read.append(connection.read_response())
+                        except ResponseError as error:
+                            read.append(error)
+                    return read
 
-            def round_trip() -> list[Any]:
-                if connection._sock is None:
-                    # connect(), not the implicit one of send_packed_command(): a
-                    # Sentinel connection looks the primary up again in connect().
-                    connection.connect()
-                if own_reads:
-                    sock = connection._sock
-                    _send(sock, packed)
-                    return read_replies(sock, len(commands), connection._parser.parse_error)
-                connection.send_packed_command((packed,))
-                replies: list[Any] = []
-                for _ in commands:
-                    try:
-                        replies.append(connection.read_response())
-                    except ResponseError as error:
-                        replies.append(error)
-                return replies
-
-            replies: list[Any] = connection.retry.call_with_retry(
-                round_trip, lambda error: connection.disconnect()
-            )
+                replies = connection.retry.call_with_retry(
+                    round_trip, lambda error: connection.disconnect()
+                )
         except BaseException:
             self._drop(connection, held, lease)
             raise
