@@ -42,8 +42,9 @@ from .invalidation import tag_key
 from .scripts import Script
 
 #: KEYS: the epoch, then the tags' generation keys. ARGV: the key (prefixed), the
-#: generation lifetime (s), the lease lifetime (ms), a lease token ("" to only look),
-#: "1" for stale, the early recompute draw (``early * -ln(random)``, "0" for none).
+#: generation lifetime (s; at least that is left after a read), the lease lifetime
+#: (ms), a lease token ("" to only look), "1" for stale, the early recompute draw
+#: (``early * -ln(random)``, "0" for none).
 #: Returns {1, value} (hit), {2, key} (a lease: compute and store), {3, value}
 #: (the last value, stale), {4, value, key} (a hit and a lease: recompute early),
 #: {0} (another caller holds the lease: wait).
@@ -56,12 +57,16 @@ if #KEYS > 1 then
   for i = 2, #KEYS do
     local generation = redis.call('GET', KEYS[i])
     if generation then
-      redis.call('EXPIRE', KEYS[i], ARGV[2])
+      -- Twice the lifetime once less than it is left: it outlives every value stored
+      -- under it, and clients holding it (signalhooks.hits) hear of a change rarely.
+      if redis.call('TTL', KEYS[i]) < tonumber(ARGV[2]) then
+        redis.call('EXPIRE', KEYS[i], 2 * ARGV[2])
+      end
     else
       -- Gone (never set, expired, evicted): restart at the clock, above any number
       -- an older value could be stored under.
       generation = string.format('%.0f', now_us())
-      redis.call('SET', KEYS[i], generation, 'EX', ARGV[2])
+      redis.call('SET', KEYS[i], generation, 'EX', 2 * ARGV[2])
     end
     generations[#generations + 1] = generation
   end
