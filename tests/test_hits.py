@@ -174,3 +174,17 @@ def test_hits_where_tracking_is_refused_the_scripts_answer(untracked):
     assert calls(server, "evalsha") - scripts == 1
     server.client().incr(caches["untracked"].make_key(tag_key("entries")))
     assert cached("list", lambda: "new", tags=["entries"], cache="untracked") == "new"
+
+
+def test_hits_an_error_reply_of_an_early_hit_leaves_no_reply_unread(flaky):
+    server, backend = flaky
+    warm("hot")
+    warm("other")
+    broken = backend.make_key(stored_key("hot", backend))
+    admin = server.client()
+    admin.delete(broken)
+    admin.hset(broken, "not", "a string")  # the GET of an early hit gets WRONGTYPE
+    assert cached("hot", lambda: "computed", timeout=60, early=1.0, cache="flaky") == "computed"
+    # The connection was dropped with the replies after the error: nothing read out of turn.
+    assert cached("other", unexpected, timeout=60, early=1.0, cache="flaky") == "old"
+    assert cached("other", unexpected, cache="flaky") == "old"

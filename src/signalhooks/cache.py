@@ -637,13 +637,15 @@ def cached(
             full_key = _generic_key(backend, key, tags)
             found = _early_unwrap(backend.get(full_key, MISSING), early)
         else:
-            # A hit in one GET on django-redis (epoch and generations held in process);
-            # the script answers the rest: misses (leases), early recomputes, clusters.
+            # A hit in one round trip on django-redis (epoch and generations held in
+            # process); the script answers the rest: misses (leases), early recomputes
+            # drawn (with the same draw), clusters.
             found = MISSING
-            if leasing is leases and not early:
-                found = hits.hit(client, key, tags, seconds)
+            draw = early_draw(early)
+            if leasing is leases:
+                found = hits.hit(client, key, tags, seconds, draw)
             if found is MISSING:
-                found, lease = leasing.lookup(client, key, tags, seconds, stale, early)
+                found, lease = leasing.lookup(client, key, tags, seconds, stale, draw)
             else:
                 found = client.decode(found)
     except Exception as error:

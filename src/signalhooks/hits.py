@@ -29,10 +29,11 @@ Why a hit never serves a value an invalidation has made unreachable:
 * A demoted primary refuses the numbers script (``#!lua``, a script that may write:
   READONLY), as it refuses the read script.
 
-Misses, leases, ``stale=``, ``early=`` and ``is_cached()`` stay on the script path
-(:mod:`signalhooks.leases`). Where tracking is not to be had (RESP2 only, a proxy
-without ``HELLO`` or ``CLIENT TRACKING``, redis-py's own client-side cache) every
-read takes the script path.
+Misses, leases, ``stale=``, the early recomputes ``early=`` draws and ``is_cached()``
+stay on the script path (:mod:`signalhooks.leases`); a hit with ``early=`` also reads
+the value's cost and TTL, in the same round trip, to make the draw's decision. Where
+tracking is not to be had (a server or proxy without ``HELLO 3`` or ``CLIENT
+TRACKING``, redis-py's own client-side cache) every read takes the script path.
 """
 
 from __future__ import annotations
@@ -156,10 +157,13 @@ def _give_up(pool: Any) -> None:
     setattr(pool, _TRACKER, None)
 
 
-def hit(client: DefaultClient, key: str, tags: Sequence[str], timeout: float | None) -> Any:
+def hit(
+    client: DefaultClient, key: str, tags: Sequence[str], timeout: float | None, draw: str
+) -> Any:
     """Return the encoded value cached under ``key`` and ``tags``, or MISSING.
 
-    MISSING: not cached, or not known to be current; the caller takes the script path.
+    MISSING: not cached, not known to be current, or drawn for an early recompute
+    (``draw``: :func:`signalhooks.leases.early_draw`'s); the caller takes the script path.
     """
     pool = client.get_client(write=True).connection_pool
     trackers = _trackers(pool)
@@ -191,14 +195,35 @@ def hit(client: DefaultClient, key: str, tags: Sequence[str], timeout: float | N
         full = make_key(key) + "@" + held[0].decode()
         if tags:
             full += "@" + b".".join(held[1:]).decode()
-        connection.send_packed_command(_pack_get(connection, full), check_health=False)
-        found = connection.read_response(disable_decoding=True)
+        if draw == "0":
+            connection.send_packed_command(_pack_get(connection, full), check_health=False)
+            found = connection.read_response(disable_decoding=True)
+        else:
+            found = _early_hit(connection, full, draw)
     except RedisConnectionError:
         # Closed since its last use: the script path answers (on a pooled connection,
         # with redis-py's retries), and the next hit starts afresh.
         connection.disconnect()
         return MISSING
     if tracker.changes != changes or found is None:
+        return MISSING
+    return found
+
+
+def _early_hit(connection: Any, full: str, draw: str) -> Any:
+    """Return the value under ``full``, or MISSING if XFetch draws an early recompute.
+
+    One round trip: the value, the time it took to compute and its TTL, decided as the
+    read script decides (which then takes the lease, with the same ``draw``).
+    """
+    commands = [("GET", full), ("GET", full + "|delta"), ("PTTL", full)]
+    connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+    try:
+        found, delta, ttl = [connection.read_response(disable_decoding=True) for _ in commands]
+    except ResponseError:
+        connection.disconnect()  # an error reply (WRONGTYPE) left the others unread
+        raise
+    if delta is not None and ttl > 0 and float(delta) * float(draw) >= ttl:
         return MISSING
     return found
 

@@ -167,18 +167,19 @@ def lookup(
     tags: Sequence[str],
     timeout: float | None,
     stale: bool,
-    early: float = 0.0,
+    draw: str = "0",
 ) -> tuple[Any, Lease | None]:
     """Return ``(value, None)`` on a hit, else ``(MISSING, lease or None)``.
 
     Without a lease the caller computes and does not store: another caller held the
     lease longer than ``LEASE_WAIT``. ``(value, lease)``: a hit whose caller was drawn
-    to recompute early (``early``, XFetch) and store under the lease.
+    to recompute early (``early``, XFetch) and store under the lease; ``draw`` is
+    :func:`early_draw`'s for this call.
     """
     redis = client.get_client(write=True)
     token = os.urandom(8).hex()
     keys, args = _read_arguments(client, key, tags, timeout, token)
-    args += ["1" if stale else "0", early_draw(early)]
+    args += ["1" if stale else "0", draw]
     deadline = time.monotonic() + float(conf.LEASE_WAIT)
     pause = 0.005
     while True:
