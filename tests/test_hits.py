@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.test import override_settings
 
-from signalhooks import cached, invalidate, retry
+from signalhooks import cached, hits, invalidate, retry
 from signalhooks.invalidation import tag_key
 from tests.cache_helpers import stored_key
 from tests.cacheapp.models import Entry
@@ -188,3 +188,22 @@ def test_hits_an_error_reply_of_an_early_hit_leaves_no_reply_unread(flaky):
     # The connection was dropped with the replies after the error: nothing read out of turn.
     assert cached("other", unexpected, timeout=60, early=1.0, cache="flaky") == "old"
     assert cached("other", unexpected, cache="flaky") == "old"
+
+
+def test_hits_hold_at_most_max_numbers(flaky, monkeypatch):
+    monkeypatch.setattr(hits, "MAX_NUMBERS", 3)  # the epoch and two generations
+    for tag in ("a", "b"):
+        warm(f"page:{tag}", tags=[tag])  # reading b's numbers dropped a's: four were too many
+    trips = CountingConnection.round_trips
+    assert cached("page:b", unexpected, tags=["b"], cache="flaky") == "old"
+    assert CountingConnection.round_trips - trips == 1
+    assert cached("page:a", unexpected, tags=["a"], cache="flaky") == "old"
+    assert CountingConnection.round_trips - trips == 3  # the numbers read again, then the GET
+
+
+def test_hits_a_key_beyond_ascii_is_one_get(flaky):
+    warm("café:ünïcode", tags=["catégorie"])
+    trips = CountingConnection.round_trips
+    assert cached("café:ünïcode", unexpected, tags=["catégorie"], cache="flaky") == "old"
+    assert CountingConnection.round_trips - trips == 1
+    assert cached("cafe", lambda: "other", tags=["catégorie"], cache="flaky") == "other"

@@ -82,6 +82,10 @@ return numbers
 """
 )
 
+#: At most this many numbers held per thread and server: past it they are all dropped
+#: (and read again when used), so tags such as ``author:{pk}`` cannot grow a process.
+MAX_NUMBERS = 10_000
+
 _TRACKER = "_signalhooks_tracker"
 _UNSEEN: Any = object()
 
@@ -131,7 +135,10 @@ class _Tracker:
             # First use on this server (or it restarted): one more round trip, once.
             connection.send_command("EVAL", _NUMBERS.text, *args, check_health=False)
             found = connection.read_response(disable_decoding=True)
-        self.numbers.update(zip(names, found, strict=True))
+        numbers = self.numbers
+        if len(numbers) + len(names) > MAX_NUMBERS:
+            numbers.clear()  # the server may go on sending messages for them: harmless
+        numbers.update(zip(names, found, strict=True))
 
 
 class _Trackers(threading.local):
