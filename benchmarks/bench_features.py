@@ -23,7 +23,7 @@ from tests.redis_counting import CountingConnection
 from benchmarks import operations as ops
 from benchmarks.benchapp import models as m
 from benchmarks.interleave import interleaved_best, interleaved_ratio
-from signalhooks import HooksQuerySet
+from signalhooks import HooksQuerySet, cached
 
 # on_commit work needs real commits: no test-wide transaction.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -221,3 +221,47 @@ def test_queryset_update(benchmark, variant):
         benchmark.extra_info["interleaved_ratio"] = interleaved_ratio(
             plain, counted, rounds=15, number=1
         )
+
+
+HIT_VALUE = "x" * 2048
+HIT_VARIANTS = {
+    "plain": lambda: cache.get("plain-hit"),  # django-redis cache.get of the same value
+    "cached() hit, no tags": lambda: cached("page", lambda: HIT_VALUE, timeout=300),
+    "cached() hit, 2 tags": lambda: cached(
+        "tagged", lambda: HIT_VALUE, tags=["articles", "author:1"], timeout=300
+    ),
+}
+
+
+def server_cpu_per_call(operation, calls=5000):
+    """Return the Redis server's CPU seconds (user + sys, ``INFO cpu``) per call."""
+    redis = cache.client.get_client(write=True)
+
+    def used():
+        info = redis.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    before = used()
+    for _ in range(calls):
+        operation()
+    return (used() - before) / calls
+
+
+@pytest.mark.benchmark(group="cached() hit")
+@pytest.mark.parametrize("variant", HIT_VARIANTS)
+def test_cached_hit(benchmark, variant):
+    cache.set("plain-hit", HIT_VALUE, timeout=300)
+    read = HIT_VARIANTS[variant]
+    read()  # fill
+    read()  # a hit: the tracking connection and the numbers are held from now on
+    counted, trips = counting(read)
+    counted()
+    assert trips == [1]  # a hit, with or without tags, is one round trip
+    assert read() == HIT_VALUE
+    benchmark(read)
+    if not benchmark.disabled:
+        plain = HIT_VARIANTS["plain"]
+        benchmark.extra_info["interleaved_ratio"] = interleaved_ratio(plain, read, rounds=20)
+        cpu, base = server_cpu_per_call(read), server_cpu_per_call(plain)
+        benchmark.extra_info["server_cpu_us_per_call"] = cpu * 1e6
+        benchmark.extra_info["server_cpu_ratio"] = cpu / base

@@ -26,6 +26,7 @@ COUNTER = "signalhooks counter + touch"
 PLUS_UPDATE = "plain + one UPDATE of the post (by hand)"
 TRACKED = "signalhooks 2 tracked fields"
 INIT_RECEIVER = "django post_init receiver (no-op)"
+HIT, HIT_TAGGED = "cached() hit", "cached() hit, 2 tags"
 #: An autocommit save with a rule may cost a plain save plus this many raw pipelines.
 ROUND_TRIP_LIMIT = 1.2
 
@@ -252,6 +253,17 @@ def targets(groups: Groups, instr: dict[str, dict[str, float]]) -> list[Target]:
                 mails == 0 and templates == 0,
             )
         )
+    timed(HIT, HIT_TAGGED, "a `cached()` hit with 2 tags, against a plain GET (client)", 1.2)
+    hit = groups.get(HIT, {}).get(HIT_TAGGED)
+    server = None if hit is None else hit.extra.get("server_cpu_ratio")
+    result.append(
+        Target(
+            "a `cached()` hit with 2 tags, against a plain GET (Redis server CPU per call)",
+            "≤ 1.50×",
+            _x(server),
+            None if server is None else server <= 1.5,
+        )
+    )
     return result
 
 

@@ -52,6 +52,9 @@ def test_cached_plain_key_set_under_a_cancelled_lease_is_dropped():
 
 def test_cached_hit_is_one_round_trip_with_tags_and_the_epoch(round_trips):
     cached("home", lambda: "page", tags=["entries", "author:1"])
+    # The first hit after a change of the numbers (the test before deleted them) reads
+    # them again on the tracking connection; from then on a hit is one GET.
+    cached("home", lambda: "not called", tags=["entries", "author:1"])
     start = round_trips()
     assert cached("home", lambda: "not called", tags=["entries", "author:1"]) == "page"
     assert round_trips() - start == 1
@@ -150,7 +153,9 @@ def test_cached_timeout_zero_stores_nothing():
 def test_cached_generations_expire_and_are_refreshed_on_use():
     with override_settings(SIGNALHOOKS={"GENERATION_TIMEOUT": 100}):
         cached("home", lambda: 1, tags=["entries"], timeout=30)
-        assert 90 < cache.ttl(tag_key("entries")) <= 100
+        # Twice the lifetime when less than it is left: an extension is a change that
+        # every client holding the generation hears of, so it comes rarely.
+        assert 190 < cache.ttl(tag_key("entries")) <= 200
         cache.expire(tag_key("entries"), 5)
         assert cached("home", lambda: 2, tags=["entries"], timeout=30) == 1
         assert cache.ttl(tag_key("entries")) > 90  # refreshed by the read
@@ -287,6 +292,7 @@ def test_cached_early_recompute_under_a_cancelled_lease_is_not_stored():
 
 def test_cached_early_hit_is_one_round_trip(round_trips):
     cached("home", lambda: "page", tags=["entries"], timeout=60, early=1.0)
+    cached("home", lambda: "not called", tags=["entries"], timeout=60, early=1.0)  # numbers held
     start = round_trips()
     assert cached("home", lambda: "not called", tags=["entries"], timeout=60, early=1.0) == "page"
     assert round_trips() - start == 1

@@ -8,7 +8,7 @@ from django.core.cache import caches
 
 from signalhooks import breaker, cached, invalidate
 from signalhooks.epoch import EPOCH_KEY
-from signalhooks.invalidation import pending_retries
+from signalhooks.invalidation import pending_retries, tag_key
 from tests.cacheapp.models import Entry
 from tests.redis_topologies import SentinelTopology, wait_for
 
@@ -179,3 +179,25 @@ def test_sentinel_connections_keep_redis_py_s_own_read(topology, sentinel_cache)
     held = pool.__dict__["_signalhooks_held"].lease.connection
     assert type(held).__name__ == "SentinelManagedConnection"
     assert not _reads_own(held)
+
+
+def test_sentinel_hits_after_a_failover_track_on_the_new_primary(topology, sentinel_cache):
+    # A hit holds the numbers on a tracking connection to the primary. Demoting it, the
+    # sentinel kills its clients: the next hit reconnects through the sentinel.
+    def unexpected():
+        raise AssertionError("computed on a hit")
+
+    assert cached("list", lambda: "old", tags=["entries"], cache="sentinel") == "old"
+    assert cached("list", unexpected, tags=["entries"], cache="sentinel") == "old"
+    topology.wait_confirmed()
+    old = topology.primary()
+    topology.start_failover()
+    settle(topology, old)
+    host, port = topology.primary()
+    new = redis.Redis(host=host, port=port)
+    new.incr(sentinel_cache.make_key(tag_key("entries")))
+    assert cached("list", lambda: "new", tags=["entries"], cache="sentinel") == "new"
+    assert cached("list", unexpected, tags=["entries"], cache="sentinel") == "new"
+    assert [c for c in new.client_list() if "t" in c["flags"]]
+    demoted = redis.Redis(host=old[0], port=old[1])
+    assert not [c for c in demoted.client_list() if "t" in c["flags"]]

@@ -21,7 +21,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.checks import CheckMessage, Error
 from django.db.models import DEFERRED, Field, Model, QuerySet
 
-from . import breaker, cluster, leases
+from . import breaker, cluster, hits, leases
 from .batching import queue
 from .conf import conf
 from .epoch import EPOCH_KEY, clock_us
@@ -637,7 +637,17 @@ def cached(
             full_key = _generic_key(backend, key, tags)
             found = _early_unwrap(backend.get(full_key, MISSING), early)
         else:
-            found, lease = leasing.lookup(client, key, tags, seconds, stale, early)
+            # A hit in one round trip on django-redis (epoch and generations held in
+            # process); the script answers the rest: misses (leases), early recomputes
+            # drawn (with the same draw), clusters.
+            found = MISSING
+            draw = early_draw(early)
+            if leasing is leases:
+                found = hits.hit(client, key, tags, seconds, draw)
+            if found is MISSING:
+                found, lease = leasing.lookup(client, key, tags, seconds, stale, draw)
+            else:
+                found = client.decode(found)
     except Exception as error:
         breaker.failed(alias, "reading", error)
         return compute()

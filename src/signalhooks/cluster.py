@@ -45,7 +45,7 @@ from typing import Any
 from .conf import conf
 from .epoch import EPOCH_KEY, EPOCH_LUA
 from .invalidation import Invalidation, tag_key
-from .leases import MISSING, Lease, early_draw, encode_or_release
+from .leases import MISSING, Lease, encode_or_release
 from .scripts import Script
 
 #: KEYS[1]: the epoch or a tag's generation. ARGV[1]: its lifetime (s), "" for none.
@@ -299,13 +299,14 @@ def lookup(
     tags: Sequence[str],
     timeout: float | None,
     stale: bool,
-    early: float = 0.0,
+    draw: str = "0",
 ) -> tuple[Any, Lease | None]:
     """Return ``(value, None)`` on a hit, else ``(MISSING, lease or None)``.
 
     Without a lease the caller computes and does not store: another caller held the
     lease longer than ``LEASE_WAIT``. ``(value, lease)``: a hit whose caller was drawn
-    to recompute early (``early``, XFetch) and store under the lease.
+    to recompute early (``early``, XFetch) and store under the lease; ``draw`` is
+    :func:`early_draw`'s for this call.
     """
     redis = client.get_client(write=True)
     value_key = _value_key(client, key, tags, timeout)
@@ -315,7 +316,7 @@ def lookup(
         max(int(float(conf.LEASE_TIMEOUT) * 1000), 1),
         token,
         "1" if stale else "0",
-        early_draw(early),
+        draw,
     ]
     deadline = time.monotonic() + float(conf.LEASE_WAIT)
     pause = 0.005

@@ -42,8 +42,9 @@ from .invalidation import tag_key
 from .scripts import Script
 
 #: KEYS: the epoch, then the tags' generation keys. ARGV: the key (prefixed), the
-#: generation lifetime (s), the lease lifetime (ms), a lease token ("" to only look),
-#: "1" for stale, the early recompute draw (``early * -ln(random)``, "0" for none).
+#: generation lifetime (s; at least that is left after a read), the lease lifetime
+#: (ms), a lease token ("" to only look), "1" for stale, the early recompute draw
+#: (``early * -ln(random)``, "0" for none).
 #: Returns {1, value} (hit), {2, key} (a lease: compute and store), {3, value}
 #: (the last value, stale), {4, value, key} (a hit and a lease: recompute early),
 #: {0} (another caller holds the lease: wait).
@@ -56,12 +57,16 @@ if #KEYS > 1 then
   for i = 2, #KEYS do
     local generation = redis.call('GET', KEYS[i])
     if generation then
-      redis.call('EXPIRE', KEYS[i], ARGV[2])
+      -- Twice the lifetime once less than it is left: it outlives every value stored
+      -- under it, and clients holding it (signalhooks.hits) hear of a change rarely.
+      if redis.call('TTL', KEYS[i]) < tonumber(ARGV[2]) then
+        redis.call('EXPIRE', KEYS[i], 2 * ARGV[2])
+      end
     else
       -- Gone (never set, expired, evicted): restart at the clock, above any number
       -- an older value could be stored under.
       generation = string.format('%.0f', now_us())
-      redis.call('SET', KEYS[i], generation, 'EX', ARGV[2])
+      redis.call('SET', KEYS[i], generation, 'EX', 2 * ARGV[2])
     end
     generations[#generations + 1] = generation
   end
@@ -162,18 +167,19 @@ def lookup(
     tags: Sequence[str],
     timeout: float | None,
     stale: bool,
-    early: float = 0.0,
+    draw: str = "0",
 ) -> tuple[Any, Lease | None]:
     """Return ``(value, None)`` on a hit, else ``(MISSING, lease or None)``.
 
     Without a lease the caller computes and does not store: another caller held the
     lease longer than ``LEASE_WAIT``. ``(value, lease)``: a hit whose caller was drawn
-    to recompute early (``early``, XFetch) and store under the lease.
+    to recompute early (``early``, XFetch) and store under the lease; ``draw`` is
+    :func:`early_draw`'s for this call.
     """
     redis = client.get_client(write=True)
     token = os.urandom(8).hex()
     keys, args = _read_arguments(client, key, tags, timeout, token)
-    args += ["1" if stale else "0", early_draw(early)]
+    args += ["1" if stale else "0", draw]
     deadline = time.monotonic() + float(conf.LEASE_WAIT)
     pause = 0.005
     while True:
