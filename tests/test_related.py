@@ -736,13 +736,13 @@ def test_recount_command_reports_what_it_fixed(counters):
     out = StringIO()
     call_command("signalhooks", "recount", stdout=out)
     assert out.getvalue().splitlines() == [
-        "relatedapp.Post: 1 counter value(s) fixed",
+        "relatedapp.Post: 1 counter value(s) fixed; touches are not recounted: updated_at",
         f"  pk={post.pk} comment_count: 5 -> 1",
-        "relatedapp.Topic: 0 counter value(s) fixed",
+        "relatedapp.Topic: 0 counter value(s) fixed; touches are not recounted: voted_at",
     ]
     out = StringIO()
     call_command("signalhooks", "recount", "relatedapp.Post", "--database", "default", stdout=out)
-    assert out.getvalue() == "relatedapp.Post: 0 counter value(s) fixed\n"
+    assert out.getvalue().startswith("relatedapp.Post: 0 counter value(s) fixed;")
     out = StringIO()
     call_command("signalhooks", "recount", "relatedapp.Tag", stdout=out)
     assert out.getvalue() == "relatedapp.Tag: no counters or totals\n"
@@ -806,6 +806,28 @@ def test_total_create_change_move_and_delete(totals, django_assert_num_queries):
     line.delete()
     assert sums(second) == (0, 0, 0, 0)
     assert_recount_finds_nothing()
+
+
+def test_recount_command_reports_counters_and_totals_apart(totals):
+    order = Order.objects.create()
+    Line.objects.create(order=order, amount="2.00", quantity=2)
+    Order.objects.filter(pk=order.pk).update(total=9, quantity=0, line_count=1)
+    out = StringIO()
+    call_command("signalhooks", "recount", "relatedapp.Order", stdout=out)
+    summary, total_fixed, quantity_fixed = out.getvalue().splitlines()
+    assert summary == (
+        "relatedapp.Order: 0 counter value(s) and 2 total value(s) fixed; "
+        "touches are not recounted: updated_at"
+    )
+    assert total_fixed.startswith(f"  pk={order.pk} total: 9.00 -> 2")  # 2 or 2.00: per database
+    assert quantity_fixed == f"  pk={order.pk} quantity: 0 -> 2"
+    touch(Tagging, "tag", "used_on")
+    out = StringIO()
+    call_command("signalhooks", "recount", "relatedapp.Tag", stdout=out)
+    assert (
+        out.getvalue()
+        == "relatedapp.Tag: no counters or totals; touches are not recounted: used_on\n"
+    )
 
 
 def test_total_update_is_one_statement_with_counter_and_touch(totals):
@@ -892,7 +914,8 @@ def test_total_recount_repairs_and_reports(totals, django_assert_num_queries):
     Order.objects.filter(pk=order.pk).update(total=1)
     call_command("signalhooks", "recount", "relatedapp.Order", stdout=out)
     assert out.getvalue().splitlines() == [
-        "relatedapp.Order: 1 counter value(s) fixed",
+        "relatedapp.Order: 0 counter value(s) and 1 total value(s) fixed; "
+        "touches are not recounted: updated_at",
         f"  pk={order.pk} total: 1.00 -> 3.75",
     ]
 

@@ -1038,6 +1038,21 @@ def counted_models() -> list[type[Model]]:
     return sorted(parents, key=lambda m: m._meta.label)
 
 
+def kept_fields(parent: type[Model]) -> dict[str, Literal["counter", "total", "touch"]]:
+    """Return ``{field: "counter" | "total" | "touch"}`` for the fields of ``parent`` we keep."""
+    table = parent._meta.concrete_model
+    kept: dict[str, Literal["counter", "total", "touch"]] = {}
+    for relation in _live().values():
+        child = _model_or_none(relation.child)
+        fk = None if child is None else find_field(child, relation.fk)
+        if not isinstance(fk, ForeignKey) or fk.related_model._meta.concrete_model is not table:
+            continue
+        kept.update({c.field: "counter" for c in relation.counters})
+        kept.update({t.field: "total" for t in relation.totals})
+        kept.update({t.field: "touch" for t in relation.touches})
+    return kept
+
+
 def recount(
     parent: type[Model] | str, using: str | None = None
 ) -> dict[str, dict[Any, tuple[Any, Any]]]:
