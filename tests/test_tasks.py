@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core import mail
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.test import override_settings
 from django.test.signals import template_rendered
@@ -133,7 +133,8 @@ def test_task_backend_that_cannot_queue_a_retry_leaves_it_due(caplog):
     with override_settings(SIGNALHOOKS={"TASK_BACKEND": "missing"}), sending_to(free_port()):
         user = User.objects.create_user("ada", "ada@example.com")
         assert WelcomeMail.objects.get().status == "pending"
-        call_command("signalhooks", "welcome", "--retry", stdout=StringIO())
+        with pytest.raises(CommandError, match="1 welcome mail"):
+            call_command("signalhooks", "welcome", "--retry", stdout=StringIO())
     record = WelcomeMail.objects.get()
     assert record.status == "failed" and record.retry_at is not None
     assert "could not queue the retry of the welcome mail" in caplog.text
