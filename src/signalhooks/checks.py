@@ -2,13 +2,49 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.apps import AppConfig
+from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
 
+from .conf import DEFAULTS, SPECS, not_a_dict, user_settings
 from .registry import registry
+
+
+@register()
+def check_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Report every ``SIGNALHOOKS`` key whose value is not of its type and range."""
+    user = user_settings()
+    if not isinstance(user, Mapping):
+        return [Error(not_a_dict(user), id="signalhooks.E040")]
+    errors: list[CheckMessage] = []
+    for key, value in user.items():
+        if key not in DEFAULTS:
+            continue  # an unknown key stops start-up (conf) before checks run
+        spec = SPECS[key]
+        if not spec.valid(value):
+            errors.append(
+                Error(
+                    f"SIGNALHOOKS[{key!r}] is {value!r}; it must be {spec.expects}.",
+                    hint=f"Set SIGNALHOOKS[{key!r}] to {spec.expects}, or leave it out for "
+                    f"the default, {DEFAULTS[key]!r}.",
+                    id="signalhooks.E041",
+                )
+            )
+        elif key == "CACHE" and value not in settings.CACHES:
+            errors.append(
+                Error(
+                    f"SIGNALHOOKS['CACHE'] is {value!r}, which is not in settings.CACHES.",
+                    hint=f"Define {value!r} in settings.CACHES, or set SIGNALHOOKS['CACHE'] to "
+                    f"one of the configured aliases: {', '.join(map(repr, settings.CACHES))}.",
+                    id="signalhooks.E041",
+                )
+            )
+    return errors
 
 
 @register()
