@@ -6,6 +6,7 @@ import threading
 import pytest
 from django.conf import settings
 from django.core.cache import caches
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.test import override_settings
@@ -543,17 +544,37 @@ def test_invalidate_pattern_on_a_cache_without_delete_pattern_is_logged(caplog):
 
 def test_invalidate_refuses_a_rule_that_cannot_work_where_it_is_declared():
     hooks = list(registry.hooks())
-    with pytest.raises(ValueError, match=r"'nope' is not in settings.CACHES\. Pass cache="):
+    with pytest.raises(
+        ImproperlyConfigured, match=r"'nope' is not in settings.CACHES\. Define 'nope' in"
+    ):
         invalidate(Entry, keys=["x"], cache="nope")
     with pytest.raises(
-        ValueError, match=r"'slugg' is not a concrete field of cacheapp.Entry\. Use one of: pk"
+        ImproperlyConfigured,
+        match=r"^cacheapp.Entry invalidate\(keys=\['entry:\{pk\}:\{slugg\}'\]\) "
+        r"\(.*test_cache.py:\d+\): the template field 'slugg' is not a concrete field of "
+        r"cacheapp.Entry\. Use one of: pk",
     ):
         invalidate("cacheapp.Entry", keys=["entry:{pk}:{slugg}"])
-    with pytest.raises(ValueError, match="patterns need django-redis.*LocMemCache"):
+    with pytest.raises(ImproperlyConfigured, match="patterns need django-redis.*LocMemCache"):
         invalidate(Entry, patterns=["p:*"], cache="locmem")
     assert list(registry.hooks()) == hooks  # nothing half-registered
     invalidate(Entry, keys=["fine:{pk}"], patterns=["fine:*"])
     assert check_hooks() == []
+
+
+def test_invalidate_rules_that_cannot_work_stop_start_up():
+    # ready() refuses every rule that cannot work: those declared while the models
+    # loaded were not checked where they were declared.
+    finish_rules()
+    with override_settings(CACHES={**settings.CACHES, "gone": settings.CACHES["locmem"]}):
+        invalidate(Entry, keys=["entry:{slug}"], cache="gone")
+    with pytest.raises(
+        ImproperlyConfigured,
+        match=r"^signalhooks: these invalidate\(\) rules cannot work:\n  cacheapp.Entry "
+        r"invalidate\(keys=\['entry:\{slug\}'\]\) \(.*test_cache.py:\d+\): the cache alias "
+        r"'gone' is not in settings.CACHES\. Define 'gone' in settings.CACHES, or pass cache=",
+    ):
+        finish_rules()
 
 
 def test_invalidate_checks_report_what_rules_declared_early_cannot_do():
@@ -566,6 +587,16 @@ def test_invalidate_checks_report_what_rules_declared_early_cannot_do():
     ]
     [[e010], [e011], [e012]] = checked
     assert e010.id == "signalhooks.E010" and "invalidate(keys=['x']) (hooks.py:1)" in e010.msg
+    assert e010.hint == (
+        "Define 'nope' in settings.CACHES, or pass cache= one of the configured aliases: "
+        "'default', 'locmem', 'builtin'."
+    )
+    with override_settings(SIGNALHOOKS={"CACHE": "nope"}):
+        [e010] = Rule(Entry, ["x"], [], [], None, frozenset(), "hooks.py:1").check(Entry)
+    assert e010.hint == (
+        "Define 'nope' in settings.CACHES, or set SIGNALHOOKS['CACHE'] to one of the "
+        "configured aliases: 'default', 'locmem', 'builtin'."
+    )
     assert e011.id == "signalhooks.E011" and "author_id" in e011.hint
     assert "cacheapp.Entry invalidate(keys=['entry:{pk}:{slugg}'])" in e011.msg
     assert e012.id == "signalhooks.E012" and "LocMemCache" in e012.msg
@@ -672,11 +703,15 @@ def test_invalidate_rule_declared_before_ready():
     assert registry.bulk_fields(Note) == {"id", "text"}
 
 
-def test_invalidate_rule_on_a_model_that_never_resolves():
-    rule = invalidate("cacheapp.Gone", keys=["gone:{pk}"])
-    finish_rules()
-    assert rule.model is None
-    assert [e.id for e in check_hooks()] == ["signalhooks.E001"] * 3
+def test_invalidate_rule_on_a_model_that_never_resolves_is_refused_at_once():
+    hooks = list(registry.hooks())
+    with pytest.raises(
+        ImproperlyConfigured,
+        match=r"^invalidate\('cacheapp.Gone'\): no installed model is called 'cacheapp.Gone' "
+        r"\(did you mean 'cacheapp.Note'\?\)\. Name a model as 'app_label.ModelName'",
+    ):
+        invalidate("cacheapp.Gone", keys=["gone:{pk}"])
+    assert list(registry.hooks()) == hooks
 
 
 def test_invalidate_m2m_through_a_to_field_foreign_key():

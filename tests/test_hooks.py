@@ -606,6 +606,18 @@ def test_bad_input_senders():
 
     with pytest.raises(TypeError, match="is not a Django model"):
         post_save(object)
+
+    def notify(sender, instance, **kwargs): ...
+
+    # A bare @post_save (no parentheses) passes the function as the sender.
+    for decorator in (pre_save, post_save, pre_delete, post_delete):
+        name = decorator.__name__
+        with pytest.raises(
+            TypeError,
+            match=rf"^@{name} needs its sender: write @{name}\(MyModel\) or "
+            rf'@{name}\("app_label.MyModel"\) above .*notify, not a bare @{name}\.$',
+        ):
+            decorator(notify)
     with pytest.raises(TypeError, match="needs at least one model"):
         post_save()
     with pytest.raises(TypeError, match='"app_label.ModelName"'):
@@ -727,7 +739,11 @@ def test_transition_bad_input_is_refused_at_decoration():
         post_save(Article, changed={"status": "live"})
     with pytest.raises(TypeError, match=r"a transition is the change of one field"):
         post_save(Article, is_now="live")
-    with pytest.raises(TypeError, match=r"a transition is the change of one field"):
+    with pytest.raises(
+        TypeError,
+        match=r"\(\.\.\., changed=\['status', 'title'\], was='draft'\): a transition is "
+        r"the change of exactly one field, but changed= names 2\. Keep the one field",
+    ):
         pre_save(Article, changed=["status", "title"], was="draft")
     with pytest.raises(TypeError, match=r"changes_to=X already means was_not=X and is_now=X"):
         post_save(Article, changed="status", changes_to="live", is_now="draft")

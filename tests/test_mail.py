@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.contrib.sites.models import Site
 from django.core import mail
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection, connections, transaction
 from django.test import modify_settings, override_settings
 from django.test.utils import CaptureQueriesContext
@@ -214,11 +214,19 @@ def test_welcome_mail_one_per_user():
     assert WelcomeMail.objects.get().attempts == 1
 
 
-def retry(*flags, **signalhooks):
-    """Run ``manage.py signalhooks welcome --retry`` and return its output lines."""
+def retry(*flags, failing=0, **signalhooks):
+    """Run ``manage.py signalhooks welcome --retry`` and return its output lines.
+
+    With ``failing``, the command must fail (a non-zero exit for cron) naming that many
+    failed sends.
+    """
     out = StringIO()
     with override_settings(SIGNALHOOKS=signalhooks) if signalhooks else contextlib.nullcontext():
-        call_command("signalhooks", "welcome", "--retry", *flags, stdout=out)
+        if not failing:
+            call_command("signalhooks", "welcome", "--retry", *flags, stdout=out)
+            return out.getvalue().splitlines()
+        with pytest.raises(CommandError, match=rf"^{failing} welcome mail\(s\) failed again"):
+            call_command("signalhooks", "welcome", "--retry", *flags, stdout=out)
     return out.getvalue().splitlines()
 
 
@@ -257,7 +265,7 @@ def test_welcome_mail_retries_back_off_and_stop_after_the_last_attempt():
             record = WelcomeMail.objects.get()
             delays.append(round((record.retry_at - record.claimed_at).total_seconds()))
             WelcomeMail.objects.update(retry_at=timezone.now())
-            assert retry() == [f"user {user.pk}: failed", "welcome mails: failed=1"]
+            assert retry(failing=1) == [f"user {user.pk}: failed", "welcome mails: failed=1"]
         record = WelcomeMail.objects.get()
         assert delays == [60, 120]
         assert record.attempts == 3 and record.status == "failed" and record.retry_at is None
@@ -265,6 +273,19 @@ def test_welcome_mail_retries_back_off_and_stop_after_the_last_attempt():
     # A person fixed the mail server: --all sends what is out of attempts, once.
     assert retry("--all") == [f"user {user.pk}: sent", "welcome mails: sent=1"]
     assert len(mail.outbox) == 1 and WelcomeMail.objects.get().attempts == 4
+
+
+def test_welcome_retry_exits_non_zero_when_a_send_failed():
+    # cron and schedulers see a failed run: every send failed, or only some.
+    with mail_server_down():
+        ada = User.objects.create_user("ada", "ada@example.com")
+        eve = User.objects.create_user("eve", "eve@example.com")
+        lines = retry("--all", failing=2)
+    assert lines == [f"user {ada.pk}: failed", f"user {eve.pk}: failed", "welcome mails: failed=2"]
+    WelcomeMail.objects.filter(user_pk=str(eve.pk)).update(status="sent")
+    with mail_server_down():
+        assert retry("--all", failing=1)[0] == f"user {ada.pk}: failed"
+    assert retry("--all") == [f"user {ada.pk}: sent", "welcome mails: sent=2"]
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import caches
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.core.management.base import SystemCheckError
 from django.db import IntegrityError, connection, connections, transaction
@@ -19,8 +20,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from signalhooks import counter, invalidate, post_save, recount, total, touch
+from signalhooks.checks import check_hooks
 from signalhooks.registry import registry
-from signalhooks.related import BATCH, Counter, Relation
+from signalhooks.related import BATCH, Counter, Relation, finish_relations
 from tests.cacheapp.models import Entry
 from tests.relatedapp.models import (
     Content,
@@ -736,13 +738,13 @@ def test_recount_command_reports_what_it_fixed(counters):
     out = StringIO()
     call_command("signalhooks", "recount", stdout=out)
     assert out.getvalue().splitlines() == [
-        "relatedapp.Post: 1 counter value(s) fixed",
+        "relatedapp.Post: 1 counter value(s) fixed; touches are not recounted: updated_at",
         f"  pk={post.pk} comment_count: 5 -> 1",
-        "relatedapp.Topic: 0 counter value(s) fixed",
+        "relatedapp.Topic: 0 counter value(s) fixed; touches are not recounted: voted_at",
     ]
     out = StringIO()
     call_command("signalhooks", "recount", "relatedapp.Post", "--database", "default", stdout=out)
-    assert out.getvalue() == "relatedapp.Post: 0 counter value(s) fixed\n"
+    assert out.getvalue().startswith("relatedapp.Post: 0 counter value(s) fixed;")
     out = StringIO()
     call_command("signalhooks", "recount", "relatedapp.Tag", stdout=out)
     assert out.getvalue() == "relatedapp.Tag: no counters or totals\n"
@@ -806,6 +808,28 @@ def test_total_create_change_move_and_delete(totals, django_assert_num_queries):
     line.delete()
     assert sums(second) == (0, 0, 0, 0)
     assert_recount_finds_nothing()
+
+
+def test_recount_command_reports_counters_and_totals_apart(totals):
+    order = Order.objects.create()
+    Line.objects.create(order=order, amount="2.00", quantity=2)
+    Order.objects.filter(pk=order.pk).update(total=9, quantity=0, line_count=1)
+    out = StringIO()
+    call_command("signalhooks", "recount", "relatedapp.Order", stdout=out)
+    summary, total_fixed, quantity_fixed = out.getvalue().splitlines()
+    assert summary == (
+        "relatedapp.Order: 0 counter value(s) and 2 total value(s) fixed; "
+        "touches are not recounted: updated_at"
+    )
+    assert total_fixed.startswith(f"  pk={order.pk} total: 9.00 -> 2")  # 2 or 2.00: per database
+    assert quantity_fixed == f"  pk={order.pk} quantity: 0 -> 2"
+    touch(Tagging, "tag", "used_on")
+    out = StringIO()
+    call_command("signalhooks", "recount", "relatedapp.Tag", stdout=out)
+    assert (
+        out.getvalue()
+        == "relatedapp.Tag: no counters or totals; touches are not recounted: used_on\n"
+    )
 
 
 def test_total_update_is_one_statement_with_counter_and_touch(totals):
@@ -892,7 +916,8 @@ def test_total_recount_repairs_and_reports(totals, django_assert_num_queries):
     Order.objects.filter(pk=order.pk).update(total=1)
     call_command("signalhooks", "recount", "relatedapp.Order", stdout=out)
     assert out.getvalue().splitlines() == [
-        "relatedapp.Order: 1 counter value(s) fixed",
+        "relatedapp.Order: 0 counter value(s) and 1 total value(s) fixed; "
+        "touches are not recounted: updated_at",
         f"  pk={order.pk} total: 1.00 -> 3.75",
     ]
 
@@ -949,7 +974,8 @@ def test_total_listed_by_the_command(totals):
     [
         (
             lambda: total(Line, "order", "note", of="amount"),
-            r"total\(relatedapp.Line, 'order', 'note', of='amount'\): relatedapp.Order.note is "
+            r"total\(relatedapp.Line, 'order', 'note', of='amount'\) \(.*test_related.py:\d+\): "
+            r"relatedapp.Order.note is "
             r"a CharField, not a numeric field. Sum into an IntegerField, DecimalField or "
             r"FloatField, e.g. add total = models.DecimalField\(max_digits=12, "
             r"decimal_places=2, default=0\) to Order.",
@@ -980,7 +1006,7 @@ def test_total_listed_by_the_command(totals):
 )
 def test_total_bad_input_fails_at_call_time(declare, message):
     before = registry.hooks()
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ImproperlyConfigured, match=message):
         declare()
     assert registry.hooks() == before
 
@@ -990,9 +1016,10 @@ def test_total_and_counter_into_one_field_is_refused():
     total(Line, "order", "total", of="amount")  # declared again: nothing changes
     total(Line, "order", "line_count", of="quantity", where={"paid": True})
     with pytest.raises(
-        ValueError,
+        ImproperlyConfigured,
         match=r"total\(relatedapp.Line, 'order', 'line_count', of='quantity', where=\{'paid': "
-        r"True\}\): relatedapp.Order.line_count is already kept by counter\(relatedapp.Line, "
+        r"True\}\) \(.*test_related.py:\d+\): relatedapp.Order.line_count is already kept by "
+        r"counter\(relatedapp.Line, "
         r"'order', 'line_count'\) at .*test_related.py:\d+. Count each relation",
     ):
         counter(Line, "order", "line_count")
@@ -1033,7 +1060,8 @@ def test_related_touch_only_is_listed_as_touch():
     [
         (
             lambda: counter(Reply, "text", "comment_count"),
-            r"counter\(relatedapp.Reply, 'text', ...\): relatedapp.Reply.text is a CharField, "
+            r"counter\(relatedapp.Reply, 'text', ...\) \(.*test_related.py:\d+\): "
+            r"relatedapp.Reply.text is a CharField, "
             r"not a foreign key. Name one of its foreign keys: post, quoted, author.",
         ),
         (
@@ -1052,7 +1080,8 @@ def test_related_touch_only_is_listed_as_touch():
         ),
         (
             lambda: touch(Reply, "post", "title"),
-            r"touch\(relatedapp.Reply, 'post', 'title'\): relatedapp.Post.title is a "
+            r"touch\(relatedapp.Reply, 'post', 'title'\) \(.*test_related.py:\d+\): "
+            r"relatedapp.Post.title is a "
             r"CharField, not a DateTimeField or DateField. Touch a date/time field, e.g. add "
             r"updated_at = models.DateTimeField\(null=True\) to Post.",
         ),
@@ -1078,7 +1107,7 @@ def test_related_touch_only_is_listed_as_touch():
 )
 def test_related_bad_input_fails_at_call_time(declare, message):
     before = registry.hooks()
-    with pytest.raises((ValueError, TypeError), match=message):
+    with pytest.raises((ImproperlyConfigured, TypeError), match=message):
         declare()
     assert registry.hooks() == before  # nothing registered, nothing replaced
     post = Post.objects.create()
@@ -1088,11 +1117,13 @@ def test_related_bad_input_fails_at_call_time(declare, message):
 
 def test_related_duplicate_counter_names_the_first():
     counter(Reply, "post", "comment_count", where={"approved": True})
-    with pytest.raises(ValueError, match=r"where=\{'approved': True\}\) at .*test_related.py"):
+    with pytest.raises(
+        ImproperlyConfigured, match=r"where=\{'approved': True\}\) at .*test_related.py"
+    ):
         counter(Reply, "post", "comment_count")
     with pytest.raises(
-        ValueError,
-        match=r"counter\(relatedapp.Reply, 'quoted', 'comment_count'\): "
+        ImproperlyConfigured,
+        match=r"counter\(relatedapp.Reply, 'quoted', 'comment_count'\) \(.*\): "
         r"relatedapp.Post.comment_count is already kept by counter\(relatedapp.Reply, 'post'",
     ):
         counter(Reply, "quoted", "comment_count")
@@ -1110,6 +1141,32 @@ def test_related_lazy_mistakes_are_system_checks_and_fail_the_first_save():
         Reply.objects.create(post=Post.objects.create())
 
 
+def test_related_mistakes_declared_while_models_load_stop_start_up():
+    finish_relations()  # the suite's own declarations work
+    # A bad counter() in a models.py, checked by ready(), and a valid one on the same
+    # foreign key declared later: each error names the wrong declaration, where it is.
+    Relation("relatedapp.Reply", "post", (Counter("title", (), "blog/models.py:7"),)).register()
+    wrong = (
+        r"counter\(relatedapp.Reply, 'post', 'title'\) \(blog/models.py:7\): "
+        r"relatedapp.Post.title is a CharField, not an integer field\."
+    )
+    with pytest.raises(
+        ImproperlyConfigured,
+        match=r"^signalhooks: these counter\(\), total\(\) and touch\(\) declarations "
+        rf"cannot work:\n  {wrong}",
+    ):
+        finish_relations()
+    with pytest.raises(ImproperlyConfigured, match=rf"^{wrong}") as error:
+        counter(Reply, "post", "comment_count")
+    assert "test_related.py" not in str(error.value)  # the valid declaration is not blamed
+
+
+def test_related_system_check_messages_say_where_the_declaration_is():
+    Relation("relatedapp.Reply", "post", (Counter("title", (), "blog/models.py:7"),)).register()
+    [error] = [e for e in check_hooks() if e.id == "signalhooks.E021"]
+    assert error.msg.startswith("counter(relatedapp.Reply, 'post', 'title') (blog/models.py:7): ")
+
+
 def test_related_lazy_relation_on_a_field_that_is_no_foreign_key_is_a_system_check():
     Relation("relatedapp.Reply", "text", (Counter("comment_count", (), "models.py:1"),)).register()
     with pytest.raises(SystemCheckError, match="signalhooks.E020"):
@@ -1117,7 +1174,8 @@ def test_related_lazy_relation_on_a_field_that_is_no_foreign_key_is_a_system_che
 
 
 def test_related_unknown_lazy_model_is_reported_and_skipped():
-    counter("relatedapp.Nope", "post", "comment_count")
+    # Declared while the models load (a models.py): reported by the check, not raised.
+    Relation("relatedapp.Nope", "post", (Counter("comment_count", (), "models.py:1"),)).register()
     counter(Reply, "post", "comment_count")
     with pytest.raises(SystemCheckError, match="signalhooks.E001"):
         call_command("check")

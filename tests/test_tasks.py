@@ -5,13 +5,15 @@ import time
 from io import StringIO
 
 import pytest
+from allauth.account.signals import user_signed_up
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core import mail
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection, transaction
-from django.test import override_settings
+from django.test import RequestFactory, override_settings
 from django.test.signals import template_rendered
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from signalhooks import user_registered
@@ -106,6 +108,23 @@ def test_task_queued_twice_sends_one_mail():
     assert sorted(DBTaskResult.objects.values_list("return_value", flat=True)) == ["sent", "sent"]
 
 
+def test_task_carries_the_registering_requests_host_to_the_worker_and_its_retry():
+    request = RequestFactory().get("/signup/", HTTP_HOST="shop.example.org", secure=True)
+    with override_settings(SIGNALHOOKS=QUEUED), sending_to(free_port()):
+        with transaction.atomic():
+            user = User.objects.create_user("ada", "ada@example.com", is_active=False)
+            user_signed_up.send(sender=User, request=request, user=user)
+        run_worker()  # fails: its retry is queued with the host
+    first, later = DBTaskResult.objects.order_by("enqueued_at")
+    args = {"args": [str(user.pk), "https://shop.example.org"], "kwargs": {}}
+    assert first.args_kwargs == later.args_kwargs == args
+    with override_settings(SIGNALHOOKS=QUEUED):
+        DBTaskResult.objects.filter(pk=later.pk).update(run_after=timezone.now())
+        run_worker()
+    [message] = mail.outbox
+    assert "https://shop.example.org/accounts/activate/" in message.body
+
+
 def test_task_failed_send_queues_its_retry_for_when_it_is_due():
     with override_settings(SIGNALHOOKS=QUEUED), sending_to(free_port()):  # nobody listens
         user = User.objects.create_user("ada", "ada@example.com")
@@ -133,7 +152,8 @@ def test_task_backend_that_cannot_queue_a_retry_leaves_it_due(caplog):
     with override_settings(SIGNALHOOKS={"TASK_BACKEND": "missing"}), sending_to(free_port()):
         user = User.objects.create_user("ada", "ada@example.com")
         assert WelcomeMail.objects.get().status == "pending"
-        call_command("signalhooks", "welcome", "--retry", stdout=StringIO())
+        with pytest.raises(CommandError, match="1 welcome mail"):
+            call_command("signalhooks", "welcome", "--retry", stdout=StringIO())
     record = WelcomeMail.objects.get()
     assert record.status == "failed" and record.retry_at is not None
     assert "could not queue the retry of the welcome mail" in caplog.text

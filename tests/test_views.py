@@ -5,16 +5,19 @@ import re
 from datetime import datetime, timedelta
 
 import pytest
+from allauth.account.signals import user_signed_up
 from django.contrib.auth.models import User
 from django.contrib.sites.models import Site
 from django.core import mail
-from django.test import override_settings
+from django.db import transaction
+from django.test import RequestFactory, modify_settings, override_settings
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from signalhooks import user_updated
 from signalhooks.activation import ActivationTokenGenerator, activation_token
+from signalhooks.mail import check_welcome_mail
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -109,6 +112,54 @@ def test_activation_link_host_from_site_url_else_site_else_none():
     with_url, without_site = map(link_in, mail.outbox)
     assert with_url.startswith("http://127.0.0.1:8000/accounts/activate/")
     assert without_site.startswith("/accounts/activate/")
+
+
+def register_through(host, *, secure=True):
+    """Register an inactive user the way a signup view does: with its request."""
+    request = RequestFactory().get("/signup/", HTTP_HOST=host, secure=secure)
+    with transaction.atomic():
+        user = User.objects.create_user("ada", "ada@example.com", is_active=False)
+        user_signed_up.send(sender=User, request=request, user=user)
+    [message] = mail.outbox
+    return link_in(message), message.alternatives[0][0]
+
+
+def test_activation_link_host_from_the_registering_request():
+    # Neither SITE_URL nor a Site: the request that registered the user knows the host.
+    Site.objects.all().delete()
+    url, html = register_through("shop.example.org:8443")
+    assert url.startswith("https://shop.example.org:8443/accounts/activate/")
+    assert f'<a href="{url}">' in html
+
+
+def test_activation_link_from_the_request_before_the_site_after_site_url():
+    url, _ = register_through("shop.example.org", secure=False)
+    assert url.startswith("http://shop.example.org/accounts/activate/")  # not example.com
+    mail.outbox.clear()
+    User.objects.all().delete()
+    with override_settings(SIGNALHOOKS={"SITE_URL": "https://www.example.net"}):
+        url, _ = register_through("shop.example.org")
+    assert url.startswith("https://www.example.net/accounts/activate/")  # the project said so
+
+
+def test_activation_link_never_from_a_host_django_refuses():
+    with override_settings(ALLOWED_HOSTS=["example.com"]):
+        url, _ = register_through("evil.example")
+    assert url.startswith("https://example.com/accounts/activate/")  # the Site's
+
+
+def test_activation_link_without_a_known_host_is_a_system_check_warning():
+    without_sites = modify_settings(INSTALLED_APPS={"remove": ["django.contrib.sites"]})
+    with without_sites:
+        [warning] = check_welcome_mail()
+        assert warning.id == "signalhooks.W033"
+        assert "have no scheme and host" in warning.msg
+        assert warning.hint.startswith("Set SIGNALHOOKS['SITE_URL'] = 'https://your.domain'")
+        with override_settings(SIGNALHOOKS={"SITE_URL": "https://example.com"}):
+            assert check_welcome_mail() == []
+        with override_settings(ROOT_URLCONF="tests.usersapp.urls"):
+            assert check_welcome_mail() == []  # no activation links at all
+    assert check_welcome_mail() == []  # the Site (SITE_ID) gives the host
 
 
 def test_no_activation_link_without_the_urls_but_the_mail_goes_out(caplog):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import checks  # noqa: F401 - registers signalhooks.E002 even when the app is not installed
 from .cache import cached, invalidate, is_cached
 from .hooks import changes, muted, post_delete, post_save, pre_delete, pre_save, track
 from .invalidation import cache_invalidated

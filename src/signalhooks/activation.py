@@ -6,8 +6,9 @@ import logging
 from typing import Any, cast
 
 from django.apps import apps
+from django.conf import settings
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
-from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist
+from django.core.exceptions import DisallowedHost, ImproperlyConfigured, ObjectDoesNotExist
 from django.db.models import Model
 from django.urls import NoReverseMatch, reverse
 from django.utils.encoding import force_bytes
@@ -34,12 +35,48 @@ class ActivationTokenGenerator(PasswordResetTokenGenerator):
 activation_token = ActivationTokenGenerator()
 
 
-def site_url() -> str:
-    """Return ``SIGNALHOOKS["SITE_URL"]``, else "https://" + the current Site's domain, else ""."""
+def request_origin(request: Any) -> str | None:
+    """Return ``"scheme://host"`` of ``request``, or ``None`` without one.
+
+    The host is Django's ``get_host()``: checked against ``ALLOWED_HOSTS``, so a forged
+    ``Host`` header never makes the link (``None`` then, as without a request).
+    """
+    if request is None:
+        return None
+    try:
+        return f"{request.scheme}://{request.get_host()}"
+    except DisallowedHost:
+        return None
+
+
+def site_url(origin: str | None = None) -> str:
+    """Return the scheme and host of links in mails, or "" if none can be known.
+
+    ``SIGNALHOOKS["SITE_URL"]`` (the project said so), else ``origin`` (the registering
+    request's, :func:`request_origin`), else "https://" + the current Site's domain.
+    """
     if conf.SITE_URL:
         return str(conf.SITE_URL).rstrip("/")
+    if origin:
+        return origin
     site = current_site()
     return f"https://{site.domain}" if site is not None else ""
+
+
+def host_is_configured() -> bool:
+    """Tell whether mails sent without a request get a host: SITE_URL, or a Site (SITE_ID)."""
+    return bool(conf.SITE_URL) or (
+        apps.is_installed("django.contrib.sites") and hasattr(settings, "SITE_ID")
+    )
+
+
+def activation_in_use() -> bool:
+    """Tell whether the project includes ``signalhooks.urls`` (activation links are made)."""
+    try:
+        reverse("signalhooks:activate", kwargs={"uidb64": "x", "token": "x-x"})
+    except NoReverseMatch:
+        return False
+    return True
 
 
 def current_site() -> Any:
@@ -50,7 +87,7 @@ def current_site() -> Any:
         return None  # sites not installed, no Site row, or no SITE_ID
 
 
-def activation_url(user: Model) -> str | None:
+def activation_url(user: Model, origin: str | None = None) -> str | None:
     """Return the link that activates ``user``, or ``None`` if it is active already.
 
     ``None`` as well when the project does not include ``signalhooks.urls``: a mail
@@ -72,4 +109,4 @@ def activation_url(user: Model) -> str | None:
             user.pk,
         )
         return None
-    return site_url() + path
+    return site_url(origin) + path

@@ -15,12 +15,14 @@ class SignalHooksConfig(AppConfig):
         from .cache import finish_rules
         from .conf import conf
         from .registry import registry
+        from .related import finish_relations
 
         checks.register(signalhooks_checks.check_hooks)
         from .users import install as install_user_hooks
 
         registry.setup()
         finish_rules()
+        finish_relations()
         install_user_hooks()
         if conf.AUTODISCOVER:
             autodiscover_modules("hooks")

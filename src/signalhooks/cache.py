@@ -16,9 +16,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar, cast
 
+from django.apps import apps
 from django.core.cache import InvalidCacheBackendError, caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.checks import CheckMessage, Error
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import DEFERRED, Field, Model, QuerySet
 
 from . import breaker, cluster, hits, leases
@@ -418,7 +420,9 @@ class Rule:
             errors.append(
                 Error(
                     f"{where}: the cache alias {self.alias!r} is not in settings.CACHES.",
-                    hint="Pass cache= with a configured alias, or set SIGNALHOOKS['CACHE'].",
+                    hint=f"Define {self.alias!r} in settings.CACHES, or "
+                    + ("pass cache=" if self.cache else "set SIGNALHOOKS['CACHE'] to")
+                    + f" one of the configured aliases: {', '.join(map(repr, caches.settings))}.",
                     obj=model,
                     id="signalhooks.E010",
                 )
@@ -525,22 +529,19 @@ def invalidate(
 
 
 def _check_now(rule: Rule) -> None:
-    """Refuse a rule that cannot work, where it is declared (once the models are loaded).
+    """Refuse a rule that cannot work where it is declared, once the models are loaded.
 
-    A rule declared earlier is checked by the system checks instead; either way a
-    save never raises because of a rule.
+    Hooks modules (imported from ``ready()``) and anything later are checked here; a
+    rule declared while the models load is checked by :func:`finish_rules`. Either way
+    a save never raises because of a rule.
     """
-    from django.apps import apps
-
-    if not apps.ready:
+    if not apps.models_ready:
         return
-    try:
-        model = apps.get_model(rule.sender) if isinstance(rule.sender, str) else rule.sender
-    except LookupError:
-        return  # the registry reports a model that never resolves (signalhooks.E001)
+    # _senders() refused a lazy sender that names no model.
+    model = apps.get_model(rule.sender) if isinstance(rule.sender, str) else rule.sender
     errors = rule.check(model)
     if errors:
-        raise ValueError(f"{errors[0].msg} {errors[0].hint}")
+        raise ImproperlyConfigured(f"{errors[0].msg} {errors[0].hint}")
 
 
 def _bind(rule: Rule, hook: Hook) -> None:
@@ -554,11 +555,27 @@ _pending_rules: list[tuple[Rule, Hook]] = []
 
 
 def finish_rules() -> None:
-    """Compile the rules declared before ``ready()`` for their models."""
-    while _pending_rules:
-        rule, hook = _pending_rules.pop()
-        if hook.model is not None:  # else system check signalhooks.E001
-            _bind(rule, hook)
+    """Compile the rules declared before ``ready()``; refuse every rule that cannot work.
+
+    Called from ``ready()``: a rule in a ``models.py`` that names an unknown field, an
+    unknown cache or a pattern on a cache without ``delete_pattern`` stops start-up
+    (every server, not only those that run ``manage.py check``).
+    """
+    # A rule whose model never resolved is reported by the system check signalhooks.E001.
+    for rule, hook in [(r, h) for r, h in _pending_rules if h.model is not None]:
+        _bind(rule, hook)
+    _pending_rules.clear()
+    errors = [
+        error
+        for hook in registry.hooks()
+        if hook.kind == "rule" and hook.check is not None and hook.model is not None
+        for error in hook.check(hook.model)
+    ]
+    if errors:
+        raise ImproperlyConfigured(
+            "signalhooks: these invalidate() rules cannot work:\n"
+            + "\n".join(f"  {error.msg} {error.hint}" for error in errors)
+        )
 
 
 # -- reading ------------------------------------------------------------------------------

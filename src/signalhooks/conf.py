@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
@@ -58,6 +63,86 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """What one key takes: a phrase for messages and docs, and the test of a value."""
+
+    expects: str
+    valid: Callable[[Any], bool]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _boolean() -> Spec:
+    return Spec("True or False", lambda value: isinstance(value, bool))
+
+
+def _integer(low: int) -> Spec:
+    return Spec(f"an integer >= {low}", lambda value: _is_int(value) and value >= low)
+
+
+def _seconds(*, zero: bool) -> Spec:
+    if zero:
+        return Spec("a number of seconds >= 0", lambda v: _is_number(v) and v >= 0)
+    return Spec("a number of seconds > 0", lambda v: _is_number(v) and v > 0)
+
+
+def _text(*, none: bool) -> Spec:
+    if none:
+        return Spec(
+            "a non-empty string or None", lambda v: v is None or (isinstance(v, str) and bool(v))
+        )
+    return Spec("a non-empty string", lambda value: isinstance(value, str) and bool(value))
+
+
+def _is_site_url(value: Any) -> bool:
+    if value is None:
+        return True
+    if not isinstance(value, str):
+        return False
+    url = urlsplit(value)
+    return url.scheme in ("http", "https") and bool(url.netloc)
+
+
+#: The type and range of every key, checked by the system check signalhooks.E041.
+SPECS: dict[str, Spec] = {
+    "AUTODISCOVER": _boolean(),
+    "CACHE": _text(none=False),
+    "RETRY_LIMIT": _integer(0),
+    "BREAKER_SECONDS": _seconds(zero=True),
+    "LEASE_TIMEOUT": _seconds(zero=False),
+    "LEASE_WAIT": _seconds(zero=True),
+    "GENERATION_TIMEOUT": _seconds(zero=False),
+    "STALE_TIMEOUT": _seconds(zero=True),
+    "PATTERN_SCAN_COUNT": _integer(1),
+    "WAIT_REPLICAS": _integer(0),
+    "WAIT_TIMEOUT": _seconds(zero=False),
+    "WELCOME_MAIL": _boolean(),
+    "WELCOME_MAIL_FROM": _text(none=True),
+    "MAILER": _text(none=True),
+    "SITE_NAME": _text(none=True),
+    "SITE_URL": Spec(
+        "None or a URL with scheme and host, e.g. 'https://example.com'", _is_site_url
+    ),
+    "WELCOME_MAIL_CLAIM_TIMEOUT": _seconds(zero=True),
+    "WELCOME_MAIL_MAX_ATTEMPTS": _integer(1),
+    "WELCOME_MAIL_RETRY_DELAY": _seconds(zero=True),
+    "TASK_BACKEND": _text(none=True),
+    "CAPTURE": Spec("'python' or 'database'", lambda value: value in ("python", "database")),
+}
+
+
+def user_settings() -> Any:
+    """Return ``settings.SIGNALHOOKS`` as the project wrote it (``{}`` if unset)."""
+    return getattr(settings, "SIGNALHOOKS", None) or {}
+
+
 class Settings:
     """Read ``settings.SIGNALHOOKS`` merged over the defaults, cached until it changes.
 
@@ -72,11 +157,11 @@ class Settings:
         return self.__dict__[name]
 
     def _load(self) -> dict[str, Any]:
-        user: dict[str, Any] = getattr(settings, "SIGNALHOOKS", {}) or {}
+        user = user_settings()
+        if not isinstance(user, Mapping):
+            raise ImproperlyConfigured(not_a_dict(user))
         unknown = sorted(set(user) - set(DEFAULTS))
         if unknown:
-            from django.core.exceptions import ImproperlyConfigured
-
             raise ImproperlyConfigured(
                 f"SIGNALHOOKS has unknown key(s) {', '.join(map(repr, unknown))}; "
                 f"valid keys are {', '.join(sorted(DEFAULTS))}."
@@ -88,6 +173,14 @@ class Settings:
 
 
 conf = Settings()
+
+
+def not_a_dict(value: Any) -> str:
+    """Return the error for a ``SIGNALHOOKS`` setting that is not a dict."""
+    return (
+        f"SIGNALHOOKS is a {type(value).__name__}; it must be a dict of settings, "
+        "e.g. SIGNALHOOKS = {'CACHE': 'default', 'WELCOME_MAIL': False}."
+    )
 
 
 @receiver(setting_changed, dispatch_uid="signalhooks.conf.reset")

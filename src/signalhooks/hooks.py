@@ -6,6 +6,7 @@ at decoration time, so a mistake fails at import rather than on some later save.
 
 from __future__ import annotations
 
+import difflib
 import functools
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import Token
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction
 from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Model
 
 from .registry import ALL, UNSET, Event, Hook, ModelRef, Transition, muted_targets, registry
@@ -23,7 +25,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 Fields = str | Iterable[str] | None
 
 
+_DECORATORS = frozenset(event.value for event in Event)
+
+
 def _senders(decorator: str, senders: tuple[ModelRef, ...]) -> tuple[ModelRef, ...]:
+    _installed(decorator)
     if not senders:
         raise TypeError(
             f"@{decorator}() needs at least one model: @{decorator}(Article) or "
@@ -36,6 +42,15 @@ def _senders(decorator: str, senders: tuple[ModelRef, ...]) -> tuple[ModelRef, .
                     f"@{decorator}({sender!r}): a lazy sender is written "
                     f'"app_label.ModelName", e.g. "auth.User".'
                 )
+            if apps.models_ready:
+                _resolvable(decorator, sender)
+        elif decorator in _DECORATORS and callable(sender) and not isinstance(sender, type):
+            # @post_save on its own line: Python passed the function as the sender.
+            raise TypeError(
+                f"@{decorator} needs its sender: write @{decorator}(MyModel) or "
+                f'@{decorator}("app_label.MyModel") above '
+                f"{getattr(sender, '__qualname__', sender)!s}, not a bare @{decorator}."
+            )
         elif not (isinstance(sender, type) and issubclass(sender, Model)):
             raise TypeError(
                 f"@{decorator}({sender!r}): {sender!r} is not a Django model. "
@@ -47,6 +62,34 @@ def _senders(decorator: str, senders: tuple[ModelRef, ...]) -> tuple[ModelRef, .
                 "sends signals. Hook its concrete subclasses instead."
             )
     return senders
+
+
+def _shown(decorator: str) -> str:
+    """Return how the user wrote ``decorator``: ``@post_save``, or ``invalidate``."""
+    return f"@{decorator}" if decorator in _DECORATORS else decorator
+
+
+def _installed(decorator: str) -> None:
+    """Refuse a declaration that would never run: the app's ready() never set the registry up."""
+    if apps.ready and not registry.ready:
+        raise ImproperlyConfigured(
+            f"{_shown(decorator)}(...) is used, but 'signalhooks' is not in INSTALLED_APPS: "
+            "no hook, rule or counter would ever run. Add 'signalhooks' to INSTALLED_APPS."
+        )
+
+
+def _resolvable(decorator: str, sender: str) -> None:
+    """Refuse a lazy sender that names no model, now that every model is loaded."""
+    try:
+        apps.get_model(sender)
+    except LookupError:
+        labels = [model._meta.label for model in apps.get_models()]
+        close = difflib.get_close_matches(sender, labels, n=1)
+        guess = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ImproperlyConfigured(
+            f"{_shown(decorator)}({sender!r}): no installed model is called {sender!r}{guess}. "
+            "Name a model as 'app_label.ModelName' whose app is in INSTALLED_APPS."
+        ) from None
 
 
 def _fields(decorator: str, senders: tuple[ModelRef, ...], changed: Fields) -> frozenset[str]:
@@ -77,11 +120,19 @@ def _transition(
     given = {k: v for k, v in conditions.items() if v is not UNSET}
     if not given:
         return None
-    if len(names) != 1:
-        shown = ", ".join(f"{k}={v!r}" for k, v in given.items())
+    shown = ", ".join(f"{k}={v!r}" for k, v in given.items())
+    if not names:
         raise TypeError(
             f"@{decorator}(..., {shown}): a transition is the change of one field; "
             f"name it with changed=, e.g. @{decorator}(Article, changed='status', {shown})."
+        )
+    if len(names) > 1:
+        listed = ", ".join(map(repr, sorted(names)))
+        raise TypeError(
+            f"@{decorator}(..., changed=[{listed}], {shown}): a transition is the change of "
+            f"exactly one field, but changed= names {len(names)}. Keep the one field the "
+            f"values belong to, e.g. @{decorator}(Article, changed='status', {shown}), and "
+            "give the other fields a hook of their own."
         )
     changes_to = given.pop("changes_to", UNSET)
     if changes_to is not UNSET:

@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.checks import CheckMessage, Error
+from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.core.validators import validate_email
@@ -32,7 +32,7 @@ from django.template.loader import get_template
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from .activation import activation_url, current_site
+from .activation import activation_in_use, activation_url, current_site, host_is_configured
 from .conf import conf
 from .models import WelcomeMail
 from .observe import mail_queued, observers
@@ -82,12 +82,19 @@ def message_id(record: WelcomeMail, sender: str) -> str:
     return f"<welcome.{digest.hexdigest()[:24]}@{domain}>"
 
 
-def render(user: Model, record: WelcomeMail | None = None) -> EmailMultiAlternatives:
+def render(
+    user: Model, record: WelcomeMail | None = None, origin: str | None = None
+) -> EmailMultiAlternatives:
     """Return the welcome mail of ``user``: a text body with an HTML alternative.
 
-    With its delivery ``record``, the mail carries that record's stable ``Message-ID``.
+    With its delivery ``record``, the mail carries that record's stable ``Message-ID``;
+    ``origin`` is the scheme and host of the request that registered the user, if any.
     """
-    context = {"user": user, "site_name": site_name(), "activation_url": activation_url(user)}
+    context = {
+        "user": user,
+        "site_name": site_name(),
+        "activation_url": activation_url(user, origin),
+    }
     # One line whatever the template or the user's name holds (no header injection).
     subject = " ".join(_render_text(SUBJECT_TEMPLATE, context).split())
     text = _render_text(TEXT_TEMPLATE, context)
@@ -108,8 +115,10 @@ def _deliver(message: EmailMultiAlternatives) -> None:
         message.send(using=conf.MAILER)  # type: ignore[call-arg, unused-ignore]
 
 
-def schedule_welcome(user_pk: Any) -> None:
+def schedule_welcome(user_pk: Any, origin: str | None = None) -> None:
     """Queue the welcome mail of ``user_pk`` after the current transaction commits.
+
+    ``origin``: ``"scheme://host"`` of the registering request, for absolute links.
 
     This is all the request path pays: with a queued task backend, the enqueue (one
     INSERT with a database backend); the delivery row, rendering and sending happen
@@ -117,7 +126,9 @@ def schedule_welcome(user_pk: Any) -> None:
     """
     from .tasks import enqueue_welcome
 
-    transaction.on_commit(partial(enqueue_welcome, user_pk), using=router.db_for_write(WelcomeMail))
+    transaction.on_commit(
+        partial(enqueue_welcome, user_pk, origin), using=router.db_for_write(WelcomeMail)
+    )
     if observers:
         mail_queued(user_pk)
 
@@ -174,13 +185,13 @@ def _claim(key: str) -> WelcomeMail | str:
     return mails.get()
 
 
-def send_welcome(user_pk: Any) -> str:
+def send_welcome(user_pk: Any, origin: str | None = None) -> str:
     """Send the welcome mail of one user unless it went out already; return the status.
 
     Safe to call any number of times, concurrently too (see the module docstring). A
     failing mail server is logged and recorded, never raised; a failed send is retried
     automatically (:func:`signalhooks.tasks.retry_later`) until
-    ``WELCOME_MAIL_MAX_ATTEMPTS`` sends were made.
+    ``WELCOME_MAIL_MAX_ATTEMPTS`` sends were made. ``origin`` as for :func:`render`.
     """
     key = str(user_pk)
     record = _claim(key)
@@ -206,14 +217,14 @@ def send_welcome(user_pk: Any) -> str:
         _finish(record, _Status.SKIPPED, reason)
         return _Status.SKIPPED.value
     try:
-        _deliver(render(user, record))
+        _deliver(render(user, record, origin))
     except Exception as error:
-        return _failed(record, error)
+        return _failed(record, error, origin)
     _finish(record, _Status.SENT, "")
     return _Status.SENT.value
 
 
-def _failed(record: WelcomeMail, error: Exception) -> str:
+def _failed(record: WelcomeMail, error: Exception, origin: str | None) -> str:
     from .tasks import retry_later
 
     attempts, limit = record.attempts, conf.WELCOME_MAIL_MAX_ATTEMPTS
@@ -226,7 +237,8 @@ def _failed(record: WelcomeMail, error: Exception) -> str:
     elif retry_at is None:
         next_step = "out of attempts; `manage.py signalhooks welcome --retry --all` sends it"
     else:
-        how = "retried automatically" if retry_later(record.user_pk, retry_at) else "due again"
+        queued = retry_later(record.user_pk, retry_at, origin)
+        how = "retried automatically" if queued else "due again"
         next_step = f"{how} at {retry_at:%Y-%m-%d %H:%M:%S %Z}"
     logger.error(
         "signalhooks: the welcome mail for user %s failed (attempt %d of %d); %s",
@@ -308,6 +320,18 @@ def check_welcome_mail() -> list[CheckMessage]:
                     else f"Use one of: {', '.join(map(repr, mailers))}, or None."
                 ),
                 id="signalhooks.E031",
+            )
+        )
+    if not host_is_configured() and activation_in_use():
+        errors.append(
+            Warning(
+                "Activation links in welcome mails sent without a request (a user created "
+                "in the admin, a shell or a script, a retry by `manage.py signalhooks "
+                "welcome --retry`) have no scheme and host: neither SIGNALHOOKS['SITE_URL'] "
+                "nor django.contrib.sites with SITE_ID is configured.",
+                hint="Set SIGNALHOOKS['SITE_URL'] = 'https://your.domain', or install "
+                "django.contrib.sites and set SITE_ID.",
+                id="signalhooks.W033",
             )
         )
     for name in (SUBJECT_TEMPLATE, TEXT_TEMPLATE, HTML_TEMPLATE):

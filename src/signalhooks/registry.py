@@ -490,6 +490,11 @@ class Registry:
         #: ``(sender, what)`` for lazy senders that name no installed model.
         self.unresolved: list[tuple[str, str]] = []
 
+    @property
+    def ready(self) -> bool:
+        """Whether :meth:`setup` ran: signalhooks' ``ready()``, so the app is installed."""
+        return self._ready
+
     # -- registration ----------------------------------------------------------------
     def add(self, hook: Hook) -> Hook:
         """Register ``hook``; return it (its ``model`` and ``order`` filled in)."""

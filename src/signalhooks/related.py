@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from django.apps import apps
 from django.core.checks import CheckMessage, Error
+from django.core.exceptions import ImproperlyConfigured
 from django.db import router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import (
@@ -620,7 +621,7 @@ class Relation:
     def problems(self, model: type[Model], others: Iterable[Relation] = ()) -> list[Problem]:
         """Return what stops this relation from working on ``model`` (none: it works)."""
         label = model._meta.label
-        call = f"{self.kind}({label}, {self.fk!r}, ...)"
+        call = f"{self.kind}({label}, {self.fk!r}, ...) ({self.source})"
         if model._meta.proxy:
             concrete = model._meta.concrete_model
             assert concrete is not None
@@ -650,7 +651,7 @@ class Relation:
             for touch in self.touches
             for problem in _field_problem(
                 "E022",
-                f"touch({label}, {self.fk!r}, {touch.field!r})",
+                f"touch({label}, {self.fk!r}, {touch.field!r}) ({touch.source})",
                 parent,
                 touch.field,
                 DateField,
@@ -665,7 +666,7 @@ class Relation:
     def _counter_problems(
         self, model: type[Model], parent: type[Model], counter: Counter
     ) -> Iterator[Problem]:
-        call = f"counter({model._meta.label}, {self.fk!r}, {counter.field!r})"
+        call = f"counter({model._meta.label}, {self.fk!r}, {counter.field!r}) ({counter.source})"
         yield from _field_problem(
             "E021",
             call,
@@ -681,7 +682,10 @@ class Relation:
     def _total_problems(
         self, model: type[Model], parent: type[Model], total: Total
     ) -> Iterator[Problem]:
-        call = f"total({model._meta.label}, {self.fk!r}, {total.field!r}, of={total.of!r})"
+        call = (
+            f"total({model._meta.label}, {self.fk!r}, {total.field!r}, of={total.of!r}) "
+            f"({total.source})"
+        )
         yield from _field_problem(
             "E026",
             call,
@@ -736,7 +740,7 @@ class Relation:
             if first is not counter:
                 yield Problem(
                     "E025",
-                    f"{_call(model._meta.label, self.fk, counter)}: "
+                    f"{_call(model._meta.label, self.fk, counter)} ({counter.source}): "
                     f"{parent._meta.label}.{counter.field} is already kept by "
                     f"{_call(kept_by.child_label, kept_by.fk, first)} at {first.source}.",
                     "Count each relation (and each where=) into a field of its own.",
@@ -977,13 +981,33 @@ def _declare(decorator: str, child: ModelRef, fk: str, declared: Counter | Total
     if model is not None:
         problems = relation.problems(model, others=_live().values())
         if problems:
-            raise ValueError(str(problems[0]))
-    # Declared before the app registry is ready: the system checks report mistakes
-    # (signalhooks.E020-E028), and the first save raises them.
+            # Each names its own declaration and where it is: not always this one.
+            raise ImproperlyConfigured("\n".join(map(str, problems)))
+    # Declared while the models load: finish_relations() refuses mistakes in ready().
     if current is not None:
         for hook in current.hooks:
             registry.remove(hook)
     relation.register()
+
+
+def finish_relations() -> None:
+    """Refuse, from ``ready()``, the relations declared while the models loaded that cannot work.
+
+    What a ``models.py`` declares cannot be checked there (the parent may not exist yet);
+    this stops start-up on every server, naming each wrong declaration and where it is.
+    """
+    live = _live().values()
+    problems = [
+        str(problem)
+        for relation in live
+        if (model := _model_or_none(relation.child)) is not None
+        for problem in relation.problems(model, others=live)
+    ]
+    if problems:
+        raise ImproperlyConfigured(
+            "signalhooks: these counter(), total() and touch() declarations cannot work:\n"
+            + "\n".join(f"  {problem}" for problem in problems)
+        )
 
 
 def _source() -> str:
@@ -1036,6 +1060,21 @@ def counted_models() -> list[type[Model]]:
         if (relation.counters or relation.totals) and model is not None:
             parents.add(relation.plan(model).table)
     return sorted(parents, key=lambda m: m._meta.label)
+
+
+def kept_fields(parent: type[Model]) -> dict[str, Literal["counter", "total", "touch"]]:
+    """Return ``{field: "counter" | "total" | "touch"}`` for the fields of ``parent`` we keep."""
+    table = parent._meta.concrete_model
+    kept: dict[str, Literal["counter", "total", "touch"]] = {}
+    for relation in _live().values():
+        child = _model_or_none(relation.child)
+        fk = None if child is None else find_field(child, relation.fk)
+        if not isinstance(fk, ForeignKey) or fk.related_model._meta.concrete_model is not table:
+            continue
+        kept.update({c.field: "counter" for c in relation.counters})
+        kept.update({t.field: "total" for t in relation.totals})
+        kept.update({t.field: "touch" for t in relation.touches})
+    return kept
 
 
 def recount(

@@ -40,14 +40,16 @@ SWEEP = 10
 if framework is not None:  # pragma: no branch - the test dependencies provide one
 
     @framework.task(takes_context=True)  # type: ignore[untyped-decorator]
-    def send_welcome_mail(context: Any, user_pk: str) -> str:
+    def send_welcome_mail(context: Any, user_pk: str, origin: str | None = None) -> str:
         """Send the welcome mail of the user with primary key ``user_pk`` (as text).
+
+        ``origin``: the scheme and host of the request that registered the user, if any.
 
         On a backend that runs tasks in a worker, also send up to :data:`SWEEP` other
         mails that are due: a mail whose worker was killed mid-send is taken up by the
         next welcome task once its claim is older than ``WELCOME_MAIL_CLAIM_TIMEOUT``.
         """
-        status = send_welcome(user_pk)
+        status = send_welcome(user_pk, origin)
         if _can_defer(context.task_result.backend):
             retry_due(limit=SWEEP, lost_tasks=False)
         return status
@@ -65,7 +67,7 @@ def _can_defer(alias: str | None) -> bool:
     )
 
 
-def enqueue_welcome(user_pk: Any) -> None:
+def enqueue_welcome(user_pk: Any, origin: str | None = None) -> None:
     """Queue the welcome mail on ``SIGNALHOOKS["TASK_BACKEND"]``, or send it now.
 
     Runs in an on_commit callback: a backend that cannot take the task is logged and
@@ -74,9 +76,10 @@ def enqueue_welcome(user_pk: Any) -> None:
     """
     try:
         if send_welcome_mail is None or conf.TASK_BACKEND is None:
-            send_welcome(user_pk)
+            send_welcome(user_pk, origin)
         else:
-            send_welcome_mail.using(backend=conf.TASK_BACKEND).enqueue(str(user_pk))
+            task = send_welcome_mail.using(backend=conf.TASK_BACKEND)
+            task.enqueue(str(user_pk), *_origin(origin))
     except Exception:
         logger.exception(
             "signalhooks: could not queue the welcome mail for user %s; it is kept as "
@@ -86,7 +89,12 @@ def enqueue_welcome(user_pk: Any) -> None:
         keep_pending(user_pk)
 
 
-def retry_later(user_pk: str, when: datetime) -> bool:
+def _origin(origin: str | None) -> list[str]:
+    """Return the task's optional argument: none without an origin (as older tasks have)."""
+    return [] if origin is None else [origin]
+
+
+def retry_later(user_pk: str, when: datetime, origin: str | None = None) -> bool:
     """Queue the welcome mail of ``user_pk`` to run at ``when``; ``False`` if no backend can.
 
     Only a backend that defers (``run_after``) can; with the immediate backend or none,
@@ -95,7 +103,8 @@ def retry_later(user_pk: str, when: datetime) -> bool:
     try:
         if not _can_defer(conf.TASK_BACKEND):
             return False
-        send_welcome_mail.using(backend=conf.TASK_BACKEND, run_after=when).enqueue(user_pk)
+        task = send_welcome_mail.using(backend=conf.TASK_BACKEND, run_after=when)
+        task.enqueue(user_pk, *_origin(origin))
     except Exception:
         logger.exception("signalhooks: could not queue the retry of the welcome mail")
         return False

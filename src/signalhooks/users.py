@@ -31,6 +31,7 @@ from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models import Model
 from django.dispatch import Signal
 
+from .activation import request_origin
 from .conf import conf
 from .registry import Event, Hook, registry
 
@@ -288,11 +289,13 @@ _SIGNAL_NAMES = {
 # -- welcome mail ------------------------------------------------------------------------
 
 
-def _welcome(*, user: Model, **kwargs: Any) -> None:
+def _welcome(*, user: Model, request: Any = None, **kwargs: Any) -> None:
     if conf.WELCOME_MAIL:
         from .mail import schedule_welcome
 
-        schedule_welcome(user.pk)
+        # The request is gone when the mail is sent (after commit, maybe in a worker):
+        # keep its scheme and host for the activation link.
+        schedule_welcome(user.pk, request_origin(request))
 
 
 def _forget_welcome(*, user: Model, **kwargs: Any) -> None:

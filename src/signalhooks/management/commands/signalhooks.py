@@ -174,12 +174,21 @@ class Command(BaseCommand):
         from signalhooks.mail import retry_due
         from signalhooks.models import WelcomeMail
 
+        failed = []
         if retry:
             for user_pk, status in retry_due(everything=everything).items():
                 self.stdout.write(f"user {user_pk}: {status}")
+                if status == WelcomeMail.Status.FAILED:
+                    failed.append(user_pk)
         counts = Counter(WelcomeMail.objects.values_list("status", flat=True))
         summary = ", ".join(f"{status}={counts[status]}" for status in sorted(counts))
         self.stdout.write(f"welcome mails: {summary or 'none'}")
+        if failed:
+            # A non-zero exit: cron and schedulers report a run whose sends failed.
+            raise CommandError(
+                f"{len(failed)} welcome mail(s) failed again (user {', '.join(failed)}); "
+                "see the log for the errors."
+            )
 
     def flush(self, aliases: list[str] | None, *, new_epoch: bool) -> None:
         from django.conf import settings
@@ -201,7 +210,7 @@ class Command(BaseCommand):
             raise CommandError(f"Could not reach {', '.join(map(repr, failed))}.")
 
     def recount(self, labels: list[str], *, using: str | None) -> None:
-        from signalhooks.related import counted_models, recount
+        from signalhooks.related import counted_models, kept_fields, recount
 
         try:
             models = [apps.get_model(label) for label in labels] or counted_models()
@@ -209,11 +218,18 @@ class Command(BaseCommand):
             raise CommandError(f"{error} Pass models as app_label.Model.") from None
         for model in models:
             fixed = recount(model, using=using)
+            kinds = kept_fields(model)
+            touches = sorted(name for name, kind in kinds.items() if kind == "touch")
+            # Touches are times of the last change: nothing in the database to recount.
+            untouched = f"; touches are not recounted: {', '.join(touches)}" if touches else ""
             if not fixed:
-                self.stdout.write(f"{model._meta.label}: no counters or totals")
+                self.stdout.write(f"{model._meta.label}: no counters or totals{untouched}")
                 continue
-            wrong = sum(len(rows) for rows in fixed.values())
-            self.stdout.write(f"{model._meta.label}: {wrong} counter value(s) fixed")
+            wrong = Counter({kind: 0 for kind in ("counter", "total") if kind in kinds.values()})
+            for name, rows in fixed.items():
+                wrong[kinds[name]] += len(rows)
+            counts = " and ".join(f"{n} {kind} value(s)" for kind, n in wrong.items())
+            self.stdout.write(f"{model._meta.label}: {counts} fixed{untouched}")
             for field, rows in fixed.items():
                 for pk, (stored, correct) in sorted(rows.items(), key=lambda item: str(item[0])):
                     self.stdout.write(f"  pk={pk} {field}: {stored} -> {correct}")
