@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import time
+
 import pytest
 import redis
 from django.core.cache import caches
@@ -78,15 +81,18 @@ def test_sentinel_invalidations_after_a_failover_reach_the_new_primary(topology,
     assert on_primary(topology, sentinel_cache, keys) == []
 
 
-def burst_of_saves(topology, entries, old):
-    """Save ``entries`` one by one across a SENTINEL FAILOVER; return the cache keys saved.
+def burst_of_saves(topology, entries, old, seconds=120):
+    """Save entries one by one across a SENTINEL FAILOVER; return the cache keys saved.
 
     Each entry is saved once, so a later save cannot hide an invalidation lost earlier;
-    the burst goes on until well after the sentinel named a new primary.
+    the burst goes on until well after the sentinel named a new primary. How many saves
+    that takes depends on the machine's speed (saves are fast while the breaker is open),
+    so once ``entries`` are used up it saves new ones, for up to ``seconds``.
     """
     topology.wait_confirmed()  # the replica has what the test cached (it may just have resynced)
     saved, after_failover = [], 0
-    for entry in entries:
+    deadline = time.monotonic() + seconds
+    for entry in entries_then_new(entries):
         if len(saved) == 20:
             topology.start_failover()
         entry.title = "changed"
@@ -96,7 +102,15 @@ def burst_of_saves(topology, entries, old):
             after_failover += 1
             if after_failover == 50:
                 return saved
-    pytest.fail("the failover did not finish during the burst")
+        if time.monotonic() > deadline:
+            pytest.fail(f"the failover did not finish within {seconds} s of saves")
+    raise AssertionError("unreachable: entries_then_new() never ends")
+
+
+def entries_then_new(entries):
+    yield from entries
+    for n in itertools.count():
+        yield Entry.objects.create(title=f"more{n}", slug=f"more{n}")
 
 
 def settle(topology, old):
