@@ -15,10 +15,10 @@ from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction
 from django.apps import apps
-from django.db.models import Field, Model
+from django.db.models import Model
 from django.db.models.fields.related_descriptors import ManyToManyDescriptor
 
-from .m2m import ACTIONS, POST_ACTIONS, Relation, find_through
+from .m2m import Relation, actions_of, find_through, relation_of
 from .registry import ALL, UNSET, Event, Hook, ModelRef, Transition, muted_targets, registry
 from .tracking import find_field
 
@@ -292,53 +292,6 @@ def post_delete(
     )
 
 
-def _relation(field: object) -> tuple[ModelRef, str]:
-    """Return the model and the relation name that ``field`` names (refused if it is none)."""
-    if isinstance(field, str):
-        app_label, _, rest = field.partition(".")
-        model_name, _, name = rest.partition(".")
-        if not (app_label and model_name and name) or "." in name:
-            raise TypeError(
-                f"@m2m_changed({field!r}): name a many-to-many field as "
-                '"app_label.Model.field", e.g. "blog.Article.tags", or pass its descriptor, '
-                "e.g. Article.tags."
-            )
-        return f"{app_label}.{model_name}", name
-    if isinstance(field, ManyToManyDescriptor):
-        if field.reverse:
-            return field.rel.model, str(field.rel.get_accessor_name())
-        return field.field.model, field.field.name
-    other = getattr(field, "field", None)
-    if isinstance(other, Field):
-        model: type[Model] = other.model
-        label = f"{model._meta.label}.{other.name}"
-        raise TypeError(
-            f"@m2m_changed({model.__name__}.{other.name}): {label} is a "
-            f"{type(other).__name__}, not a many-to-many field. Hook its changes with "
-            f"@post_save({model.__name__}, changed={other.name!r}), or pass a many-to-many "
-            "descriptor such as Article.tags."
-        )
-    raise TypeError(
-        f"@m2m_changed({field!r}): pass a many-to-many descriptor (Article.tags, or the "
-        'reverse side Tag.articles) or an "app_label.Model.field" string.'
-    )
-
-
-def _actions(where: str, action: str | Iterable[str] | None) -> frozenset[str]:
-    if action is None:
-        return POST_ACTIONS
-    given = [action] if isinstance(action, str) else list(action)
-    if not given:
-        raise TypeError(f"@m2m_changed({where}, action=[]): name at least one action.")
-    for name in given:
-        if name not in ACTIONS:
-            raise ValueError(
-                f"@m2m_changed({where}, action={name!r}): not one of Django's m2m_changed "
-                f"actions. Use one of: {', '.join(ACTIONS)}."
-            )
-    return frozenset(given)
-
-
 def m2m_changed(
     field: ManyToManyDescriptor[Any] | str,
     *,
@@ -356,11 +309,11 @@ def m2m_changed(
     arguments: ``instance`` (whose set changed), ``action``, ``reverse``, ``model``,
     ``pk_set`` and ``using``.
     """
-    sender, name = _relation(field)
+    sender, name = relation_of(field)
     where = sender if isinstance(sender, str) else sender._meta.label
     where = f"{where}.{name}"
     (sender,) = _senders("m2m_changed", (sender,))
-    actions = _actions(where, action)
+    actions = actions_of(where, action)
     model = sender
     if isinstance(model, str) and apps.models_ready:
         # A model that is not installed is reported by signalhooks.E001, as for other hooks.

@@ -12,11 +12,13 @@ This module imports nothing from signalhooks: every other module may import it.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
-from django.db.models import Model
+from django.db.models import Field, Model
+from django.db.models.fields.related_descriptors import ManyToManyDescriptor
 
 #: Django's ``m2m_changed`` actions, in the order a change sends them.
 ACTIONS = ("pre_add", "post_add", "pre_remove", "post_remove", "pre_clear", "post_clear")
@@ -67,6 +69,54 @@ def find_through(model: type[Model], name: str) -> type[Model] | str:
         f"@post_save({model.__name__}, changed=...)."
     )
     raise ValueError(f"@m2m_changed({label}.{name}): {label}.{name} {what}. {fix}")
+
+
+def relation_of(field: object) -> tuple[type[Model] | str, str]:
+    """Return the model and the relation name that ``field`` names (refused if it is none)."""
+    if isinstance(field, str):
+        app_label, _, rest = field.partition(".")
+        model_name, _, name = rest.partition(".")
+        if not (app_label and model_name and name) or "." in name:
+            raise TypeError(
+                f"@m2m_changed({field!r}): name a many-to-many field as "
+                '"app_label.Model.field", e.g. "blog.Article.tags", or pass its descriptor, '
+                "e.g. Article.tags."
+            )
+        return f"{app_label}.{model_name}", name
+    if isinstance(field, ManyToManyDescriptor):
+        if field.reverse:
+            return field.rel.model, str(field.rel.get_accessor_name())
+        return field.field.model, field.field.name
+    other = getattr(field, "field", None)
+    if isinstance(other, Field):
+        model: type[Model] = other.model
+        label = f"{model._meta.label}.{other.name}"
+        raise TypeError(
+            f"@m2m_changed({model.__name__}.{other.name}): {label} is a "
+            f"{type(other).__name__}, not a many-to-many field. Hook its changes with "
+            f"@post_save({model.__name__}, changed={other.name!r}), or pass a many-to-many "
+            "descriptor such as Article.tags."
+        )
+    raise TypeError(
+        f"@m2m_changed({field!r}): pass a many-to-many descriptor (Article.tags, or the "
+        'reverse side Tag.articles) or an "app_label.Model.field" string.'
+    )
+
+
+def actions_of(where: str, action: str | Iterable[str] | None) -> frozenset[str]:
+    """Return the actions ``action=`` names (default: the post_ ones); refuse others."""
+    if action is None:
+        return POST_ACTIONS
+    given = [action] if isinstance(action, str) else list(action)
+    if not given:
+        raise TypeError(f"@m2m_changed({where}, action=[]): name at least one action.")
+    for name in given:
+        if name not in ACTIONS:
+            raise ValueError(
+                f"@m2m_changed({where}, action={name!r}): not one of Django's m2m_changed "
+                f"actions. Use one of: {', '.join(ACTIONS)}."
+            )
+    return frozenset(given)
 
 
 @dataclass(frozen=True, slots=True)
