@@ -9,8 +9,17 @@ from __future__ import annotations
 from collections.abc import Coroutine, Mapping
 from typing import Any, assert_type
 
-from signalhooks import changes, muted, post_delete, post_save, pre_delete, pre_save, track
-from tests.testapp.models import Article
+from signalhooks import (
+    changes,
+    m2m_changed,
+    muted,
+    post_delete,
+    post_save,
+    pre_delete,
+    pre_save,
+    track,
+)
+from tests.testapp.models import Article, Tag
 
 
 @post_save(Article, created=True, on_commit=True)
@@ -32,6 +41,16 @@ async def audit(**kwargs: Any) -> int:
 def gone(**kwargs: Any) -> None: ...
 
 
+@m2m_changed(Article.tags, action=["post_add", "post_remove"], on_commit=True)
+def retag(instance: Article | Tag, pk_set: set[int] | None, **kwargs: Any) -> int:
+    return len(pk_set or ())
+
+
+@m2m_changed(Article.tags)
+@m2m_changed("testapp.Article.tags", action="pre_clear", priority=1)
+async def cleared(**kwargs: Any) -> None: ...
+
+
 @muted(Article)
 def quiet(title: str) -> Article:
     return Article.objects.create(title=title)
@@ -41,5 +60,7 @@ assert_type(notify(Article, Article()), None)
 assert_type(reslug(Article, Article(), {"title": ("a", "b")}), str)
 assert_type(audit(user=None), Coroutine[Any, Any, int])  # type: ignore[unused-coroutine]
 assert_type(quiet("x"), Article)
+assert_type(retag(Article(), {1}), int)
+assert_type(cleared(), Coroutine[Any, Any, None])  # type: ignore[unused-coroutine]
 assert_type(changes(Article()), Mapping[str, tuple[Any, Any]])
 track(Article, "title", "slug")

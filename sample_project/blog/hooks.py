@@ -24,7 +24,10 @@ logger = logging.getLogger("sample_project")
 # author page under the tag "author:<id>". A post saved or deleted deletes "home" and
 # its own page's key (the old AND the new one when the slug changes) and bumps its
 # author's tag. After commit, all in one Redis round trip.
-invalidate(Post, keys=[HOME_KEY, POST_KEY], tags=[AUTHOR_TAG])
+# The sidebar of every page (blog/base.html: {% cached "sidebar:recent" tags="posts" %})
+# lists the newest posts with their comment counts: any post change bumps "posts" too.
+# One rule for all of it: outside a transaction each rule is a round trip of its own.
+invalidate(Post, keys=[HOME_KEY, POST_KEY], tags=[AUTHOR_TAG, "posts"])
 
 # -- related records ------------------------------------------------------------------
 # Post.comment_count and Post.updated_at follow the comments: one F() UPDATE of the

@@ -19,7 +19,7 @@ from tests.redis_server import free_port
 from sample_project.blog.models import Comment, Post
 from sample_project.devtools.models import Invalidation, Mail
 from sample_project.settings import redis_problem
-from signalhooks import cache_invalidated, is_cached
+from signalhooks import breaker, cache_invalidated, is_cached
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -191,7 +191,7 @@ def test_invalidations_panel_lists_flushes(client, seeded):
 
     row = Invalidation.objects.first()
     assert row is not None and sorted(row.keys) == ["home", f"post:{HELLO}"]
-    assert row.tags == [f"author:{user('alice').pk}"]
+    assert row.tags == [f"author:{user('alice').pk}", "posts"]  # "posts": the sidebar
     home = client.get("/").content.decode()
     panel = home[home.index('id="invalidations-panel"') :]
     assert f"post:{HELLO}" in panel
@@ -308,6 +308,42 @@ def test_sidebar_has_a_legend_for_keys_and_tags(client, seeded):
     legend = home[home.index('id="legend"') :]
     assert '<span class="key">key</span> a cache key deleted' in legend
     assert '<span class="key tag">tag</span> a tag whose generation was bumped' in legend
+
+
+def sidebar(html: str) -> str:
+    start = html.index('id="sidebar-recent"')
+    return html[start : html.index("</div>", start)]
+
+
+def test_sidebar_cached_by_the_template_tag_until_a_post_changes(client, seeded):
+    first = sidebar(client.get("/").content.decode())
+    assert f'data-sidebar-post="{HELLO}"' in first
+    assert is_cached("sidebar:recent", tags=["posts"])
+    # Behind signalhooks' back (the plain base manager runs no rule): still cached,
+    # on every page, since the sidebar is the same fragment everywhere.
+    Post._base_manager.filter(slug=HELLO).update(title="Sneaky")
+    assert sidebar(client.get("/authors/alice/").content.decode()) == first
+    assert "Sneaky" not in first
+    # A real save bumps the tag "posts": the next page renders the sidebar again.
+    post = Post.objects.get(slug=HELLO)
+    post.title = "Retitled"
+    post.save()
+    assert not is_cached("sidebar:recent", tags=["posts"])
+    again = sidebar(client.get("/").content.decode())
+    assert ">Retitled</a>" in again and is_cached("sidebar:recent", tags=["posts"])
+
+
+def test_sidebar_rendered_when_redis_is_down(client, seeded, settings):
+    from sample_project.settings import CACHES
+
+    dead = {**CACHES["default"], "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}
+    dead["OPTIONS"] = {**dead.get("OPTIONS", {}), "SOCKET_CONNECT_TIMEOUT": 0.3}
+    settings.CACHES = {**CACHES, "default": dead}
+    try:
+        html = client.get("/").content.decode()
+    finally:
+        breaker.reset()  # the next tests' Redis is up: no open breaker for them
+    assert f'data-sidebar-post="{HELLO}"' in sidebar(html)
 
 
 def test_admin_link_only_for_staff(client, seeded):

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from . import checks  # noqa: F401 - registers signalhooks.E002 even when the app is not installed
 from .cache import cached, invalidate, is_cached
-from .hooks import changes, muted, post_delete, post_save, pre_delete, pre_save, track
+from .hooks import (
+    changes,
+    m2m_changed,
+    muted,
+    post_delete,
+    post_save,
+    pre_delete,
+    pre_save,
+    track,
+)
 from .invalidation import cache_invalidated
 from .querysets import HooksQuerySet
 from .related import counter, recount, total, touch
@@ -18,6 +27,7 @@ __all__ = [
     "counter",
     "invalidate",
     "is_cached",
+    "m2m_changed",
     "muted",
     "post_delete",
     "post_save",

@@ -27,10 +27,10 @@ from . import breaker, cluster, hits, leases
 from .batching import queue
 from .conf import conf
 from .epoch import EPOCH_KEY, clock_us
-from .hooks import Fields, _fields, _senders
+from .hooks import Fields, _fields, _senders, _transition
 from .invalidation import redis_client, tag_key
 from .leases import MISSING, Lease, backend_timeout, early_draw
-from .registry import BulkChange, Event, Hook, ModelRef, registry
+from .registry import UNSET, BulkChange, Event, Hook, ModelRef, Transition, registry
 from .tracking import find_field
 
 __all__ = ["cached", "glob_escape", "invalidate", "is_cached", "tag_key"]
@@ -143,6 +143,7 @@ class Rule:
         cache: str | None,
         changed: frozenset[str],
         source: str,
+        transition: Transition | None = None,
     ) -> None:
         self.sender = sender
         self.keys = tuple(keys)
@@ -151,6 +152,8 @@ class Rule:
         self.cache = cache
         self.changed = changed
         self.source = source
+        #: What the change of the one ``changed=`` field must look like (``was=``, …).
+        self.transition = transition
         where = f"invalidate({sender if isinstance(sender, str) else sender._meta.label})"
         self._parsed = {t: _parse(t, where) for t in (*self.keys, *self.tags, *self.patterns)}
         #: Every field name the templates use.
@@ -164,6 +167,8 @@ class Rule:
         self._by_name: dict[str, str] = {}
         self.attnames: frozenset[str] = frozenset()
         self._changed_attnames: tuple[str, ...] = ()
+        #: The attname of the transition's field, for bulk rows.
+        self._transition_attname = ""
         self._pk_only = False
 
     @property
@@ -205,6 +210,10 @@ class Rule:
             sorted(f.attname for n in self.changed if (f := find_field(model, n)) is not None)
         )
         self._pk_only = self.attnames <= {pk.attname}
+        if self.transition is not None:
+            field = find_field(model, self.transition.field)
+            assert field is not None  # the registry refused an unknown changed= field
+            self._transition_attname = field.attname
 
     @property
     def bulk_fields(self) -> frozenset[str]:
@@ -378,7 +387,11 @@ class Rule:
         return self._values(rows.filter(**{f"{field.attname}__in": values}))
 
     def on_bulk(self, change: BulkChange) -> None:
-        """Invalidate for rows changed in bulk (``HooksQuerySet``, counters): old and new."""
+        """Invalidate for rows changed in bulk (``HooksQuerySet``, counters): old and new.
+
+        ``changed=`` and its transition apply as for a save (a created row's old value
+        is None); a deleted row, or one whose old values are unknown, always invalidates.
+        """
         keys: list[str] = []
         tags: list[str] = []
         patterns: list[str] = []
@@ -387,16 +400,27 @@ class Rule:
             if before is after:
                 # The same row twice (a counter's parent): changed, old values unknown.
                 after = None
-            elif before is not None and after is not None:
-                if changed and all(before[a] == after[a] for a in changed):
+            elif after is not None:
+                if before is not None and changed and all(before[a] == after[a] for a in changed):
                     continue  # changed= fields untouched: nothing to do, as for a save
-                if all(before[a] == after[a] for a in self.attnames):
+                if not self._transits(before, after):
+                    continue
+                if before is not None and all(before[a] == after[a] for a in self.attnames):
                     after = None  # same strings twice
             for row in (before, after):
                 if row is not None:
                     self._render(row, keys, tags, patterns)
         if keys or tags or patterns:
             queue(change.using, self.alias, keys, tags, patterns)
+
+    def _transits(self, before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> bool:
+        """Return whether a bulk row's change matches the transition (if the rule has one)."""
+        transition = self.transition
+        if transition is None:
+            return True
+        attname = self._transition_attname
+        old = None if before is None else before[attname]
+        return transition.matches({transition.field: (old, after[attname])})
 
     # -- checks ------------------------------------------------------------------------
     def check(self, model: type[Model]) -> list[CheckMessage]:
@@ -471,6 +495,11 @@ def invalidate(
     tags: Sequence[str] = (),
     patterns: Sequence[str] = (),
     changed: Fields = None,
+    was: Any = UNSET,
+    is_now: Any = UNSET,
+    was_not: Any = UNSET,
+    is_not: Any = UNSET,
+    changes_to: Any = UNSET,
     when: Callable[[Any], bool] | None = None,
     cache: str | None = None,
 ) -> Rule:
@@ -479,8 +508,12 @@ def invalidate(
     Templates are formatted with the row's concrete fields (``{pk}``, ``{slug}``,
     ``{author_id}``); when one changes, the strings for its old value go too. Runs on
     create, update, delete and m2m changes, after commit, one round trip per
-    transaction. ``changed=`` and ``when=`` limit it as for hooks; bulk operations and
-    m2m changes ignore ``when=`` (they invalidate rather than miss).
+    transaction. ``changed=``, the transition keywords (``was=``, ``is_now=``,
+    ``was_not=``, ``is_not=``, ``changes_to=``) and ``when=`` limit it as for
+    ``@post_save``; ``HooksQuerySet`` bulk operations apply ``changed=`` and the
+    transition to each row's old and new values. Deletes and m2m changes always
+    invalidate, and bulk operations and m2m changes ignore ``when=`` (they invalidate
+    rather than miss).
     """
     (sender,) = _senders("invalidate", (model,))
     for name, values in (("keys", keys), ("tags", tags), ("patterns", patterns)):
@@ -493,7 +526,18 @@ def invalidate(
     frame = sys._getframe(1)
     source = f"{frame.f_code.co_filename}:{frame.f_lineno}"
     changed_names = _fields("invalidate", (sender,), changed)
-    rule = Rule(sender, keys, tags, patterns, cache, changed_names, source)
+    transition = _transition(
+        "invalidate",
+        changed_names,
+        {
+            "was": was,
+            "is_now": is_now,
+            "was_not": was_not,
+            "is_not": is_not,
+            "changes_to": changes_to,
+        },
+    )
+    rule = Rule(sender, keys, tags, patterns, cache, changed_names, source, transition)
     _check_now(rule)
     details: dict[str, Any] = {
         k: list(v) for k, v in (("keys", keys), ("tags", tags), ("patterns", patterns)) if v
@@ -511,6 +555,7 @@ def invalidate(
         direct=rule.saved,
         event=Event.POST_SAVE,
         changed=changed_names,
+        transition=transition,
         when=when,
         # The core keeps the loaded values of the template fields: the old keys.
         track=frozenset(n for n in rule.names if n != "pk"),

@@ -1,4 +1,4 @@
-"""The decorators: ``pre_save``, ``post_save``, ``pre_delete``, ``post_delete``.
+"""The decorators: ``pre_save``, ``post_save``, ``pre_delete``, ``post_delete``, ``m2m_changed``.
 
 Plus ``track()``, ``changes()`` and ``muted()``. Every argument is checked here,
 at decoration time, so a mistake fails at import rather than on some later save.
@@ -6,6 +6,7 @@ at decoration time, so a mistake fails at import rather than on some later save.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 from collections.abc import Callable, Iterable, Mapping
@@ -17,7 +18,9 @@ from asgiref.sync import iscoroutinefunction
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Model
+from django.db.models.fields.related_descriptors import ManyToManyDescriptor
 
+from .m2m import Relation, actions_of, find_through, relation_of
 from .registry import ALL, UNSET, Event, Hook, ModelRef, Transition, muted_targets, registry
 from .tracking import find_field
 
@@ -338,6 +341,59 @@ def post_delete(
         priority,
         {"created": created, "changed": changed},
     )
+
+
+def m2m_changed(
+    field: ManyToManyDescriptor[Any] | str,
+    *,
+    action: str | Iterable[str] | None = None,
+    when: Callable[[Any], bool] | None = None,
+    on_commit: bool = False,
+    priority: int = 0,
+) -> Callable[[F], F]:
+    """Run the decorated function when the many-to-many relation ``field`` changes.
+
+    ``field`` is a descriptor of either side (``Article.tags``, ``Tag.articles``) or
+    ``"app_label.Model.field"``; the hook runs for changes made from either side.
+    ``action`` is one of Django's ``m2m_changed`` actions or a list of them (default:
+    ``post_add``, ``post_remove``, ``post_clear``). The function gets Django's
+    arguments: ``instance`` (whose set changed), ``action``, ``reverse``, ``model``,
+    ``pk_set`` and ``using``.
+    """
+    sender, name = relation_of(field)
+    where = sender if isinstance(sender, str) else sender._meta.label
+    where = f"{where}.{name}"
+    (sender,) = _senders("m2m_changed", (sender,))
+    actions = actions_of(where, action)
+    model = sender
+    if isinstance(model, str) and apps.models_ready:
+        # A model that is not installed is reported by signalhooks.E001, as for other hooks.
+        with contextlib.suppress(LookupError):
+            model = apps.get_model(model)
+    if not isinstance(model, str):
+        find_through(model, name)  # refuse a name that is no relation of the model now
+    if on_commit and any(a.startswith("pre_") for a in actions):
+        early = sorted(a for a in actions if a.startswith("pre_"))
+        raise TypeError(
+            f"@m2m_changed({where}, action={early[0]!r}, on_commit=True): a pre_ action "
+            "runs before the change is written, so it cannot wait for the commit. Use "
+            "the post_ actions with on_commit=True."
+        )
+    relation = Relation(name=name, actions=actions)
+
+    def decorator(func: F) -> F:
+        _register(
+            Event.M2M_CHANGED,
+            (sender,),
+            func,
+            m2m=relation,
+            when=when,
+            on_commit=on_commit,
+            priority=priority,
+        )
+        return func
+
+    return decorator
 
 
 def track(model: ModelRef, *fields: str) -> None:

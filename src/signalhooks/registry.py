@@ -30,6 +30,7 @@ from django.db.models import DEFERRED, Model, signals
 from django.dispatch import Signal
 
 from . import tracking
+from .m2m import Relation
 from .observe import observers, run_hook
 from .tracking import EXTRA_FIELDS, LOADS, NO_CHANGES, Tracker, find_field
 
@@ -84,6 +85,8 @@ class Hook:
     source: str = ""
     #: A condition on the ``(old, new)`` change of the one ``changed=`` field.
     transition: Transition | None = None
+    #: For ``m2m_changed`` hooks of one relation: which one, and which actions.
+    m2m: Relation | None = None
     #: Extra fields to track for this hook (rules and counters need old values).
     track: frozenset[str] = frozenset()
     #: Handler for bulk queryset operations, and the attnames it needs per row.
@@ -583,6 +586,11 @@ class Registry:
         if hook.transition is not None:
             (name,) = hook.changed
             hook.transition = dataclasses.replace(hook.transition, field=name)
+        if hook.m2m is not None:
+            try:
+                hook.m2m = hook.m2m.bind(model)
+            except ValueError as error:
+                raise ImproperlyConfigured(f"{hook.label}: {error}") from None
 
     @staticmethod
     def _validate_fields(
@@ -724,8 +732,11 @@ class Registry:
                 plan.connected.add(signal)
 
     def _connect_m2m(self, plan: ModelPlan) -> None:
-        throughs: set[type[Model]] = set()
-        if plan.m2m_changed:
+        throughs: set[type[Model]] = {
+            h.m2m.through for h in plan.m2m_changed if h.m2m is not None and h.m2m.through
+        }
+        # Hooks of one relation need its through model; the others (rules, users) all.
+        if any(h.m2m is None for h in plan.m2m_changed):
             opts = plan.model._meta
             throughs.update(f.remote_field.through for f in opts.many_to_many)  # type: ignore[misc]
             throughs.update(
@@ -749,18 +760,25 @@ class Registry:
         plan.throughs = throughs
 
     def _on_m2m_changed(self, sender: type[Model], **kwargs: Any) -> None:
-        """Run the m2m hooks of both sides of a relation once each."""
+        """Run the m2m hooks of both sides of a relation once each, by priority."""
         instance: Model = kwargs["instance"]
-        seen: set[Hook] = set()
-        kwargs["sender"] = sender
-        kwargs["changes"] = NO_CHANGES
+        action: str = kwargs["action"]
+        # A dict keeps one of each hook (a self relation has one plan for both sides).
+        found: dict[Hook, None] = {}
         for cls in (type(instance), kwargs["model"]):
             plan = self._plans.get(cls)
-            if plan is None:
-                continue
-            hooks = tuple(h for h in plan.m2m_changed if h not in seen)
-            seen.update(hooks)
-            _run(hooks, kwargs, instance, False, _RUNNING[Event.M2M_CHANGED])
+            if plan is not None:
+                found.update(
+                    (h, None)
+                    for h in plan.m2m_changed
+                    if h.m2m is None or h.m2m.accepts(sender, action)
+                )
+        if not found:
+            return
+        kwargs["sender"] = sender
+        kwargs["changes"] = NO_CHANGES
+        hooks = tuple(sorted(found, key=lambda h: h.sort_key))
+        _run(hooks, kwargs, instance, False, _RUNNING[Event.M2M_CHANGED])
 
     # -- queries ---------------------------------------------------------------------
     def hooks(self) -> list[Hook]:

@@ -40,6 +40,8 @@ def describe(hook: Hook) -> dict[str, Any]:
         conditions["changed"] = sorted(hook.changed)
     if hook.transition is not None:
         conditions.update(hook.transition.describe())
+    if hook.m2m is not None:
+        conditions.update(hook.m2m.describe())
     if hook.when is not None:
         conditions["when"] = getattr(hook.when, "__qualname__", repr(hook.when))
     if hook.raw:
