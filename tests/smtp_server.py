@@ -5,7 +5,9 @@
 next DATA (one client) while the file exists: ``data`` holds it before accepting the
 mail (a client killed meanwhile delivered nothing), ``reply`` after storing it (the
 client never learns that the mail went out: the ambiguous failure).
-``DIRECTORY/stalled`` appears once a client is being held.
+``DIRECTORY/stalled`` appears once a client is being held, ``DIRECTORY/abandoned`` once
+the server saw that client go away while held (a test releases a stall only then, or a
+``data`` stall could still store the mail of a client it had not yet seen die).
 """
 
 from __future__ import annotations
@@ -47,8 +49,12 @@ class Recorder:
         if mode:
             stalled.touch()
             # A client that goes away cancels this coroutine: nothing more is stored.
-            while stall.exists():
-                await asyncio.sleep(0.02)
+            try:
+                while stall.exists():
+                    await asyncio.sleep(0.02)
+            except asyncio.CancelledError:
+                (self.directory / "abandoned").touch()
+                raise
         if mode != "reply":
             self._store(envelope)
         return "250 OK"
@@ -99,6 +105,14 @@ class SMTPServer:
         while not (self.directory / "stalled").exists():
             if time.monotonic() > deadline:
                 raise AssertionError("no client reached the stalled DATA reply")
+            time.sleep(0.02)
+
+    def wait_until_abandoned(self, timeout: float = 30) -> None:
+        """Wait until the server saw the held client's connection close."""
+        deadline = time.monotonic() + timeout
+        while not (self.directory / "abandoned").exists():
+            if time.monotonic() > deadline:
+                raise AssertionError("the server never saw the held client go away")
             time.sleep(0.02)
 
     def delivered(self) -> list[EmailMessage]:

@@ -224,6 +224,7 @@ def test_task_worker_killed_mid_send_is_resent_once(smtp, workers):
     smtp.wait_until_stalled()
     record = wait_for_status(user.pk, "sending")
     worker.kill()  # kill -9 while it waits for the reply to DATA
+    smtp.wait_until_abandoned()
     smtp.release()
     assert DBTaskResult.objects.get().status == "RUNNING"  # lost with its worker
     assert smtp.delivered() == []
@@ -248,6 +249,7 @@ def test_task_next_welcome_task_resends_a_mail_whose_worker_died(smtp, workers):
     ada = register("ada")
     smtp.wait_until_stalled()
     worker.kill()
+    smtp.wait_until_abandoned()
     smtp.release()
     time.sleep(1.1)  # ada's claim is older than the timeout now
     workers(smtp.port, WELCOME_MAIL_CLAIM_TIMEOUT=1)
