@@ -46,7 +46,8 @@ def warn_stale_reads(key: str, compute: object) -> None:
         return
     what = "; ".join(f"{where} is {describe}" for where, describe in found)
     warnings.warn(
-        f"cached({key!r}, {_name(compute)}): {what}, loaded before cached() was called. "
+        f"cached({key!r}, {_name(compute, '__qualname__')}): {what}, loaded before cached() "
+        "was called. "
         "cached() protects only what the compute reads after its lookup: a change "
         "committed in between is invalidated before the lookup's lease exists, and the "
         "value computed from the old row is stored, stale until it expires. Load the row "
@@ -68,10 +69,10 @@ def _caller_level() -> int:
     return level
 
 
-def _name(func: object) -> str:
+def _name(func: object, attribute: str = "__name__") -> str:
     if isinstance(func, functools.partial):
-        return f"functools.partial({_name(func.func)}, ...)"
-    return f"{getattr(func, '__qualname__', type(func).__qualname__)}()"
+        return f"functools.partial({_name(func.func, attribute)}, ...)"
+    return f"{getattr(func, attribute, type(func).__name__)}()"
 
 
 def _held(func: object, name: str, depth: int, seen: set[int]) -> Iterator[tuple[str, str]]:
