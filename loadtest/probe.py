@@ -1,15 +1,15 @@
 """The stale-read probe: comments racing the reads of one hot post, then the pages checked.
 
 Each round, four readers fetch the post's page again and again while two signed-in
-users comment on it at the same moment (twice each, one after the other). Once every comment is committed
-(its POST answered) and the readers have stopped, the pages those comments changed
-(the post's, the home page, its author's) are fetched through HTTP, and each one's
-cached fragment must equal a fresh render of the database, made here through a cache
-that holds nothing. After the last round every cached page of the site is checked
-the same way. A compute that used a row read before ``cached()`` looked up (say, the
-post's ``comment_count`` loaded by the view) can store a page made from the count read
-before a comment committed, stale for the page's whole timeout: that is what fails a
-round. Nothing else writes while the probe runs.
+users comment on it at the same moment (twice each, one after the other). Once every
+comment is committed (its POST answered) and the readers have stopped, the pages those
+comments changed (the post's, the home page, its author's) are fetched through HTTP, and
+each one's cached fragment must equal a fresh render of the database, made here through
+a cache that holds nothing. After the last round every cached page of the site is
+checked the same way. A compute that used a row read before ``cached()`` looked up (say,
+the post's ``comment_count`` loaded by the view) can store a page made from the count
+read before a comment committed, stale for the page's whole timeout: that is what fails
+a round. Nothing else writes while the probe runs.
 """
 
 from __future__ import annotations
