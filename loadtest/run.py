@@ -322,7 +322,7 @@ class Run:
         return results
 
     def report(self, results: list[object]) -> None:
-        from . import report
+        from . import probe, report
 
         samples = self.recorder.samples
         span = max((s.at for s in samples), default=0) - min((s.at for s in samples), default=0)
@@ -333,7 +333,7 @@ class Run:
                 f"{len(samples)} requests in {span:.0f} s ({len(samples) / max(span, 1):.1f}/s), "
                 f"{ok} succeeded; {len(self.site.registered)} registrations through the form."
             ),
-            "gunicorn workers": self.form.workers,
+            "gunicorn workers": f"{self.form.workers}, {probe.WORKERS} for the stale-read probe",
             "actors": f"{self.form.readers} readers, 3 commenters, 1 admin editor, 1 registrar",
             "database": "PostgreSQL (" + self.database_url.rsplit("/", 1)[-1] + ")",
             "python": sys.version.split()[0],
