@@ -38,7 +38,7 @@ def _pages() -> dict[str, object]:
     """Return every cached page fragment of the site by its key, through cached()."""
     found: dict[str, object] = {"home": pages.home_html()}
     for post in Post.objects.select_related("author"):
-        found[f"post:{post.slug}"] = pages.post_html(post)
+        found[f"post:{post.slug}"] = pages.post_html(post.slug)
     for author_id in Post.objects.values_list("author_id", flat=True).distinct():
         found[f"author-page:{author_id}"] = pages.author_html(author_id)
     return found

@@ -17,10 +17,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dj_database_url
 
+from .load import Site
 from .servers import ROOT, Gunicorn, MailWorker, Redis, wait_until
+
+if TYPE_CHECKING:  # checks.py imports models: only after django.setup()
+    from .checks import Check
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/signalhooks_loadtest"
 
@@ -82,12 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true", help="the full run (default: short)")
     parser.add_argument("--short", action="store_true", help="the short run (CI)")
     parser.add_argument("--out", type=Path, help="report folder")
+    parser.add_argument(
+        "--probe-only", action="store_true", help="only the stale-read probe (no load, no faults)"
+    )
     args = parser.parse_args(argv)
     form = FULL if args.full else SHORT
-    out = args.out or ROOT / "loadtest" / "results" / form.name
+    out = args.out or ROOT / "loadtest" / "results" / (form.name + "-probe" * args.probe_only)
     with tempfile.TemporaryDirectory(prefix="signalhooks-loadtest-") as workdir:
         try:
-            return Run(form, Path(workdir), out).run()
+            return Run(form, Path(workdir), out, args.probe_only).run()
         except Exception:
             traceback.print_exc()
             print("loadtest: the run itself broke (exit 2); no check was made", file=sys.stderr)
@@ -95,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class Run:
-    def __init__(self, form: Form, workdir: Path, out: Path) -> None:
+    def __init__(self, form: Form, workdir: Path, out: Path, probe_only: bool = False) -> None:
         self.form = form
+        self.probe_only = probe_only
         self.workdir = workdir
         self.out = out
         self.redis = Redis(workdir)
@@ -113,8 +122,17 @@ class Run:
         self.recorder = Recorder()
         try:
             self.set_up()
-            self.load_with_faults()
-            checks = self.check()
+            self.site = self.make_site()
+            if self.probe_only:
+                from . import probe
+
+                self.gunicorn.scale(probe.WORKERS)
+                time.sleep(3)  # the new workers load the site
+            else:
+                self.load_with_faults()
+            checks = [self.probe()]
+            if not self.probe_only:
+                checks += self.check()
         except Exception:
             for log in (self.gunicorn.log, self.worker.log):
                 if log.exists():
@@ -177,20 +195,23 @@ class Run:
         finally:
             self.recorder.windows.append((name, start, self.recorder.now()))
 
-    def load_with_faults(self) -> None:
+    def make_site(self) -> Site:
         from django.contrib.auth import get_user_model
         from sample_project.blog.models import Post
 
-        from .load import Editor, Site, actors
-
-        form = self.form
         hot = dict(Post.objects.exclude(pk__in=self.cold).values_list("pk", "slug"))
         authors = list(get_user_model()._default_manager.filter(posts__isnull=False)
                        .values_list("username", flat=True).distinct())  # fmt: skip
-        self.site = Site(
+        return Site(
             self.gunicorn.port, self.recorder, hot, list(self.cold.values()), authors,
             uuid.uuid4().hex[:6],
         )  # fmt: skip
+
+    def load_with_faults(self) -> None:
+        from . import probe
+        from .load import Editor, actors
+
+        form = self.form
         threads = actors(self.site, form.readers, ["alice", "bob", "carol"], "admin")
         self.recorder.start = time.monotonic()  # the chart's zero: the load starts
         self.cold_editor = Editor(self.site, "cold-editor", "admin")
@@ -234,11 +255,25 @@ class Run:
                 # empty start here would also wipe whatever the snapshot left stale.
                 self.redis.start(from_snapshot=True)
             with self.phase("cooldown"):
+                # The probe's readers and commenters each want a worker of their own:
+                # started now, they are up when it begins.
+                self.gunicorn.scale(probe.WORKERS)
                 pause(form.settle)
         finally:
             self.site.stop.set()
             for thread in threads:
                 thread.join(60)
+
+    def probe(self) -> Check:
+        """Comments racing the reads of a hot post, then every cached page checked (probe.py)."""
+        from . import probe
+
+        with self.phase("stale-read probe"):
+            result = probe.run(self.site)
+        self.say(f"{'PASS' if result.passed else 'FAIL'}  {result.name}: {result.summary}")
+        for line in result.details:
+            self.say(f"      {line}")
+        return result
 
     def edit_cold(self, cold: Iterator[tuple[int, str]], seconds: float) -> None:
         """Wait half of ``seconds``, edit the next cold post in the admin, wait the rest."""
@@ -267,7 +302,7 @@ class Run:
         time.sleep(1)
         self.worker.start()
 
-    def check(self) -> list[object]:
+    def check(self) -> list[Check]:
         """Let the system recover the way it is documented to, then check the database."""
         from django.core.management import call_command
         from django_tasks_db.models import DBTaskResult
@@ -287,7 +322,7 @@ class Run:
         return results
 
     def report(self, results: list[object]) -> None:
-        from . import report
+        from . import probe, report
 
         samples = self.recorder.samples
         span = max((s.at for s in samples), default=0) - min((s.at for s in samples), default=0)
@@ -298,7 +333,7 @@ class Run:
                 f"{len(samples)} requests in {span:.0f} s ({len(samples) / max(span, 1):.1f}/s), "
                 f"{ok} succeeded; {len(self.site.registered)} registrations through the form."
             ),
-            "gunicorn workers": self.form.workers,
+            "gunicorn workers": f"{self.form.workers}, {probe.WORKERS} for the stale-read probe",
             "actors": f"{self.form.readers} readers, 3 commenters, 1 admin editor, 1 registrar",
             "database": "PostgreSQL (" + self.database_url.rsplit("/", 1)[-1] + ")",
             "python": sys.version.split()[0],

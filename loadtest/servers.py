@@ -108,6 +108,15 @@ class Gunicorn:
                 preexec_fn=_die_with_parent,
             )  # fmt: skip
 
+    def scale(self, workers: int) -> None:
+        """Run ``workers`` workers from now on (SIGTTIN adds one, SIGTTOU removes one)."""
+        assert self.process is not None
+        while self.workers != workers:
+            more = workers > self.workers
+            self.process.send_signal(signal.SIGTTIN if more else signal.SIGTTOU)
+            self.workers += 1 if more else -1
+            time.sleep(0.2)  # the master handles one; a second sent at once would merge
+
     def reload(self) -> None:
         """SIGHUP: gunicorn starts new workers (settings loaded afresh) and stops the old ones."""
         assert self.process is not None

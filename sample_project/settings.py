@@ -67,6 +67,10 @@ if DEBUG_TOOLBAR:
         "signalhooks.contrib.debug_toolbar.panel.SignalhooksPanel",
     ]
     INTERNAL_IPS = ["127.0.0.1", "::1"]
+    # A first visit shows the site, with only the toolbar's handle at the edge: open,
+    # the toolbar would cover the page's sidebar (the invalidations panel). Once opened
+    # or closed, the browser remembers it (localStorage).
+    DEBUG_TOOLBAR_CONFIG = {"SHOW_COLLAPSED": True}
 
 ROOT_URLCONF = "sample_project.urls"
 WSGI_APPLICATION = "sample_project.wsgi.application"

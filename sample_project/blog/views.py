@@ -37,7 +37,8 @@ def post_detail(request: HttpRequest, slug: str) -> HttpResponse:
             comment.save()
             messages.success(request, "Comment added.")
             return redirect(post)
-    context = {"post": post, "post_html": mark_safe(pages.post_html(post)), "form": form}
+    # The slug, not `post`: the cached part loads its own copy after the lookup (pages.py).
+    context = {"post": post, "post_html": mark_safe(pages.post_html(post.slug)), "form": form}
     return render(request, "blog/post.html", context)
 
 

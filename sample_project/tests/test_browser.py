@@ -57,9 +57,17 @@ def images(tmp_path):
 def show_the_panel(page: Any, base: str, images: Path) -> None:
     """Comment with django-debug-toolbar on and open the signalhooks panel of that POST."""
     page.goto(f"{base}/posts/{HELLO}/")
+    # A first visit: the toolbar is collapsed to its handle, clear of the sidebar.
+    handle = page.locator("#djDebugToolbarHandle")
+    expect(handle).to_be_visible()
+    expect(page.locator("#djDebugToolbar")).to_be_hidden()
     page.fill("#id_body", "Seen by the debug toolbar.")
     page.click("main form button[type=submit]")
     expect(page.locator(".messages")).to_contain_text("Comment added.")
+    expect(page.locator("#djDebugToolbar")).to_be_hidden()  # still as the visitor left it
+    page.click("#djShowToolBarButton")
+    expect(page.locator("#djDebugToolbar")).to_be_visible()
+    expect(handle).to_be_hidden()
     # The toolbar shows the page the comment redirected to; its history has the POST.
     page.click("#djdt-HistoryPanel a")
     post = page.locator(

@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.db import connection
 from tests.redis_server import free_port
 
+from sample_project.blog import pages
 from sample_project.blog.models import Comment, Post
 from sample_project.devtools.models import Invalidation, Mail
 from sample_project.settings import redis_problem
@@ -380,3 +381,29 @@ def test_debug_toolbar_shows_the_signalhooks_panel_in_development(client, seeded
     assert moved, panels
     assert moved[-1]["counters"][0]["field"] == "blog.Post.comment_count"
     assert "home" in moved[-1]["flushes"][0]["keys"]
+
+
+def test_debug_toolbar_starts_collapsed_on_a_first_visit(client, seeded, settings):
+    settings.DEBUG = True
+    assert settings.DEBUG_TOOLBAR_CONFIG["SHOW_COLLAPSED"] is True
+    page = client.get("/").content.decode()
+    # toolbar.js shows the handle only when the browser has no choice stored yet.
+    assert re.search(r'id="djDebug"[^>]*data-default-show="false"', page, re.S)
+
+
+def test_post_page_counts_a_comment_committed_before_its_lookup(seeded):
+    post = Post.objects.get(slug=HELLO)  # what the view reads before the cached part
+    count = post.comment_count
+    # Another request's comment commits (its invalidation runs) before the lookup.
+    Comment.objects.create(post_id=post.pk, author=user("bob"), body="Between read and lookup")
+    html = pages.post_html(post.slug)
+    assert f'data-comment-count="{count + 1}"' in html
+    assert html.count('<div class="comment">') == count + 1
+
+
+def test_cached_parts_read_their_rows_inside(client, seeded, settings):
+    # In DEBUG, a compute holding a row loaded before its lookup warns (StaleReadWarning),
+    # and warnings are errors here: every cached part of the site computes without one.
+    settings.DEBUG = True
+    for path in ("/", f"/posts/{HELLO}/", "/authors/alice/"):
+        assert client.get(path).status_code == 200

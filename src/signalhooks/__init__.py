@@ -15,14 +15,18 @@ from .hooks import (
     track,
 )
 from .invalidation import cache_invalidated
+from .loading import cached_from
 from .querysets import HooksQuerySet
 from .related import counter, recount, total, touch
+from .stale_reads import StaleReadWarning
 from .users import user_deleted, user_registered, user_updated
 
 __all__ = [
     "HooksQuerySet",
+    "StaleReadWarning",
     "cache_invalidated",
     "cached",
+    "cached_from",
     "changes",
     "counter",
     "invalidate",

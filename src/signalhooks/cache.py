@@ -31,6 +31,7 @@ from .hooks import Fields, _fields, _senders, _transition
 from .invalidation import redis_client, tag_key
 from .leases import MISSING, Lease, backend_timeout, early_draw
 from .registry import UNSET, BulkChange, Event, Hook, ModelRef, Transition, registry
+from .stale_reads import warn_stale_reads
 from .tracking import find_field
 
 __all__ = ["cached", "glob_escape", "invalidate", "is_cached", "tag_key"]
@@ -716,6 +717,7 @@ def cached(
     breaker.succeeded(alias)
     if found is not MISSING and lease is None:
         return cast(T, found)
+    warn_stale_reads(key, compute)  # a miss: with settings.DEBUG, a row read too early?
     started = time.perf_counter()
     try:
         value = compute()

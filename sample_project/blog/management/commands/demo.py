@@ -150,7 +150,7 @@ class Command(BaseCommand):
 
         self.step("2. The pages are cached", 'cached("home", ...), cached("post:<slug>", ...)')
         pages.home_html()
-        pages.post_html(post)
+        pages.post_html(post.slug)
         self.say(f"   {self.cached_keys(pages.HOME_KEY, key)}")
 
         self.step(
@@ -188,7 +188,7 @@ class Command(BaseCommand):
             own = Post.objects.create(title="Dora's first post", author=dora, body="Hi!")
         self.say(f"   created with slug {own.slug!r} (the fill_slug pre_save hook)")
         self.report(seen)
-        pages.post_html(own)
+        pages.post_html(own.slug)
         own.slug = "doras-notes"
         with watch() as seen:
             own.save()
