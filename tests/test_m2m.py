@@ -223,12 +223,15 @@ def test_m2m_changed_refuses_what_is_not_many_to_many():
         m2m_changed("testapp.Author.name")
 
 
-def test_m2m_changed_unknown_model_stays_unresolved():
+def test_m2m_changed_unknown_model_after_start_up_raises_at_once():
     def hook(**kwargs):
         pass
 
-    m2m_changed("testapp.Missing.tags")(hook)
-    assert ("testapp.Missing", f"{hook.__module__}.{hook.__qualname__}") in registry.unresolved
+    with pytest.raises(
+        ImproperlyConfigured, match=r"no installed model is called 'testapp\.Missing'"
+    ):
+        m2m_changed("testapp.Missing.tags")(hook)
+    assert not [name for name, _ in registry.unresolved if name == "testapp.Missing"]
 
 
 def test_m2m_changed_refuses_bad_actions():
