@@ -1,18 +1,13 @@
-"""Settings for Django's own test suite with signalhooks (Django's tests/test_sqlite.py plus
-the cache the rules flush to and the runner that compares the result with the known list).
+"""Settings for Django's own test suite with signalhooks: Django's tests/test_sqlite.py (of
+the version under test) plus the cache the rules flush to and the runner that compares the
+result with the known differences.
 """
 
 from __future__ import annotations
 
 import os
 
-DATABASES = {
-    "default": {"ENGINE": "django.db.backends.sqlite3"},
-    "other": {"ENGINE": "django.db.backends.sqlite3"},
-}
-SECRET_KEY = "django_tests_secret_key"
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-USE_TZ = False
+from test_sqlite import *  # noqa: F403 - Django's own settings for its suite
 
 # A real Redis (started by .ci/django_suite.py): the flush path users run in production
 # (pipelined deletes, tag generations, patterns) runs after every commit of the suite.
