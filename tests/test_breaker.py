@@ -8,10 +8,11 @@ import pytest
 from django.core.cache import caches
 from django.test import override_settings
 
-from signalhooks import cached, invalidate
+from signalhooks import cached, invalidate, is_cached
 from signalhooks.invalidation import pending_retries
 from tests.cacheapp.models import Entry
 from tests.redis_counting import CountingConnection
+from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -114,3 +115,56 @@ def test_cached_value_that_cannot_be_stored_leaves_the_cache_on(caplog):
     assert cached("page", lambda: "page") == "page"
     assert cached("page", lambda: "not cached") == "page"  # the cache is still on
     assert list(caches["default"].iter_keys("lock@*")) == []  # its lease was given back
+
+
+def test_is_cached_answers_false_while_redis_is_down(flaky, caplog):
+    server, _ = flaky
+    assert cached("page", lambda: "cached", tags=["entries"], cache="flaky") == "cached"
+    assert is_cached("page", tags=["entries"], cache="flaky")
+    server.stop()
+    with caplog.at_level(logging.ERROR, logger="signalhooks"):
+        assert not is_cached("page", tags=["entries"], cache="flaky")
+        trips = CountingConnection.round_trips
+        assert not is_cached("page", tags=["entries"], cache="flaky")  # breaker open
+        assert CountingConnection.round_trips == trips  # skipped, no timeout waited out
+    [record] = failures(caplog)
+    assert "reading on cache 'flaky' failed (ConnectionError" in record.getMessage()
+
+
+def test_is_cached_failure_logs_are_rate_limited(flaky, caplog):
+    server, _ = flaky
+    server.kill()
+    with (
+        override_settings(SIGNALHOOKS={"BREAKER_SECONDS": 0}),
+        caplog.at_level(logging.ERROR, logger="signalhooks"),
+    ):
+        for _ in range(5):
+            assert not is_cached("page", cache="flaky")  # each one tries
+    assert len(failures(caplog)) == 1
+
+
+def test_is_cached_on_django_redis_cache_while_redis_is_down(caplog):
+    """Django's own RedisCache (no Lua: the epoch and generations read with get_many)."""
+    server = RedisServer().start()
+    builtin = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": server.url,
+        "OPTIONS": {"socket_connect_timeout": 0.3, "socket_timeout": 0.3},
+    }
+    try:
+        with override_settings(
+            CACHES={**caches.settings, "plain": builtin}, SIGNALHOOKS={"BREAKER_SECONDS": 0}
+        ):
+            assert cached("page", lambda: "cached", tags=["entries"], cache="plain") == "cached"
+            assert is_cached("page", tags=["entries"], cache="plain")
+            server.kill()
+            with caplog.at_level(logging.ERROR, logger="signalhooks"):
+                assert not is_cached("page", tags=["entries"], cache="plain")
+            [record] = failures(caplog)
+            assert "reading on cache 'plain' failed (ConnectionError" in record.getMessage()
+            server.start()  # back, empty: a miss until cached() stores the value again
+            assert not is_cached("page", tags=["entries"], cache="plain")
+            assert cached("page", lambda: "again", tags=["entries"], cache="plain") == "again"
+            assert is_cached("page", tags=["entries"], cache="plain")
+    finally:
+        server.stop()

@@ -20,6 +20,7 @@ from signalhooks.registry import registry
 from tests.cache_helpers import fill, generation, present, stored_key
 from tests.cacheapp.models import Article, Category, Code, Entry, Item, Label, Note, Writer
 from tests.db_threads import close_thread_connections
+from tests.testapp.models import Critic, Place, Restaurant, Seat
 
 # Real commits: invalidation waits for them.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -787,3 +788,41 @@ def test_invalidate_after_the_server_forgot_the_scripts():
     fill("entry:b", "list:b:1")
     Entry.objects.create(title="b", slug="b")  # by SHA
     assert present("entry:b", "list:b:1") == set()
+
+
+# -- m2m to a multi-table child, composite primary keys ------------------------------------
+
+
+def test_invalidate_parent_rule_on_m2m_changes_of_a_multi_table_child():
+    """Critic.reviewed points at Restaurant; the rules are Place's (its concrete parent)."""
+    invalidate(Place, keys=["place:{name}"])
+    invalidate(Place, keys=["place:{pk}"])  # pk-only: the pk_set holds the pks, no query
+    rome = Restaurant.objects.create(name="rome")
+    oslo = Restaurant.objects.create(name="oslo")
+    critic = Critic.objects.create(name="ada")
+    keys = ("place:rome", "place:oslo", f"place:{rome.pk}", f"place:{oslo.pk}")
+    for action, gone in (
+        (lambda: critic.reviewed.add(rome, oslo), set(keys)),
+        (lambda: critic.reviewed.remove(oslo), {"place:oslo", f"place:{oslo.pk}"}),
+        (lambda: critic.reviewed.clear(), {"place:rome", f"place:{rome.pk}"}),
+        (lambda: oslo.critics.add(critic), {"place:oslo", f"place:{oslo.pk}"}),
+        (lambda: oslo.critics.clear(), {"place:oslo", f"place:{oslo.pk}"}),
+    ):
+        fill(*keys)
+        action()
+        assert present(*keys) == set(keys) - gone
+
+
+def test_invalidate_composite_primary_key_save_reads_nothing_back():
+    invalidate(Seat, keys=["seat:{pk}", "seat:{row}-{number}:{holder}"])
+    Seat.objects.create(row="a", number=1)
+    seat = Seat.objects.get()
+    fill("seat:('a', 1)", "seat:a-1:", "seat:a-1:ada")
+    seat.holder = "ada"
+    with CaptureQueriesContext(connection) as queries:
+        seat.save()
+    assert [q["sql"].split()[0] for q in queries] == ["UPDATE"]
+    assert present("seat:('a', 1)", "seat:a-1:", "seat:a-1:ada") == set()
+    fill("seat:('a', 1)", "seat:a-1:ada", "seat:a-1:bob")
+    Seat.objects.filter(row="a").update(holder="bob")  # HooksQuerySet: rows by their parts
+    assert present("seat:('a', 1)", "seat:a-1:ada", "seat:a-1:bob") == set()

@@ -3,6 +3,8 @@ from __future__ import annotations
 import copy
 import pickle
 
+import django
+import django.utils.deprecation
 import pytest
 from asgiref.sync import async_to_sync
 from django.core.files.base import ContentFile
@@ -10,7 +12,14 @@ from django.db.models import DEFERRED, Model, signals
 
 from signalhooks import changes, post_save, pre_save, track
 from signalhooks.registry import registry
-from tests.testapp.models import Article, Document, OwnLoading, Plain, PublishedArticle
+from tests.testapp.models import (
+    Article,
+    Document,
+    OldLoading,
+    OwnLoading,
+    Plain,
+    PublishedArticle,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -83,6 +92,26 @@ def test_tracking_cooperates_with_a_models_own_from_db_and_refresh():
     row.refresh_from_db()
     assert row.refreshed_by_own_method
     assert changes(row) == {}
+
+
+@pytest.mark.parametrize("field", ["name", "data"])  # a plain value; a mutable one
+def test_tracking_keeps_djangos_deprecation_of_an_old_from_db_signature(field):
+    """Django 6.1 warns about a from_db() without fetch_mode, and calls it without."""
+    track(OldLoading, field)
+    OldLoading.objects.create(name="a", data={"n": 1})
+    if django.VERSION >= (6, 1):
+        warning = django.utils.deprecation.RemovedInDjango2028Warning
+        message = r"OldLoading\.from_db\(\) must accept a fetch_mode keyword argument"
+        with pytest.warns(warning, match=message):
+            row = OldLoading.objects.get()
+    else:
+        row = OldLoading.objects.get()
+    assert row.loaded_by_own_from_db
+    row.name, row.data["n"] = "b", 2
+    assert (
+        changes(row)
+        == {"name": {"name": ("a", "b")}, "data": {"data": ({"n": 1}, {"n": 2})}}[field]
+    )
 
 
 def test_tracking_wrappers_go_when_nothing_is_tracked():

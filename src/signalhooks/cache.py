@@ -21,7 +21,7 @@ from django.core.cache import InvalidCacheBackendError, caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.checks import CheckMessage, Error
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import DEFERRED, Field, Model, QuerySet
+from django.db.models import DEFERRED, CompositePrimaryKey, Field, Model, QuerySet
 
 from . import breaker, cluster, hits, leases
 from .batching import queue
@@ -84,10 +84,13 @@ Strings = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 
 def _compile_strings(
     parsed: Sequence[Sequence[Sequence[tuple[str, str | None, str | None, str]]]],
-    columns: Mapping[str, str],
+    columns: Mapping[str, str | tuple[str, ...]],
     where: str,
 ) -> Callable[[Mapping[str, Any]], Strings]:
     """Return one function formatting every template of a rule from ``{attname: value}``.
+
+    ``columns`` maps a template field to its attname, or to the attnames of the parts
+    of a composite primary key, whose value is the tuple of theirs (as ``instance.pk``).
 
     ``parsed`` holds the parsed key, tag and pattern templates. The function is
     Python source compiled once: each template is an f-string over the row, so a
@@ -112,7 +115,10 @@ def _compile_strings(
                 pieces.append(repr(literal))
             if attname is None:
                 continue
-            value = f"d[{bind(attname)}]"
+            if isinstance(attname, tuple):
+                value = "(" + "".join(f"d[{bind(a)}], " for a in attname) + ")"
+            else:
+                value = f"d[{bind(attname)}]"
             if conversion:
                 value = f"{_CONVERSIONS[conversion].__name__}({value})"
             if glob:
@@ -171,6 +177,7 @@ class Rule:
         #: The attname of the transition's field, for bulk rows.
         self._transition_attname = ""
         self._pk_only = False
+        self._pk_attname = "pk"
 
     @property
     def label(self) -> str:
@@ -193,15 +200,21 @@ class Rule:
         """Compile the templates for ``model``'s fields (once, at registration)."""
         pk = model._meta.pk
         assert pk is not None
-        columns: dict[str, str] = {}
+        columns: dict[str, str | tuple[str, ...]] = {}
         self._by_name = {}
         for name in self.names:
             field = pk if name == "pk" else find_field(model, name)
-            if field is not None:
+            if isinstance(field, CompositePrimaryKey):
+                # No attname of its own in a row or in __dict__: read its parts, so a
+                # save formats {pk} without loading it.
+                parts = [cast("Field[Any, Any]", f) for f in field.fields]
+                columns[name] = tuple(f.attname for f in parts)
+                self._by_name.update((f.name, f.attname) for f in parts)
+            elif field is not None:
                 columns[name] = field.attname
                 self._by_name[field.name] = field.attname
         self.model = model
-        self.attnames = frozenset(columns.values())
+        self.attnames = frozenset(a for column in columns.values() for a in _attnames(column))
         self._strings = _compile_strings(
             [[self._parsed[t] for t in kind] for kind in (self.keys, self.tags, self.patterns)],
             columns,
@@ -215,6 +228,8 @@ class Rule:
             field = find_field(model, self.transition.field)
             assert field is not None  # the registry refused an unknown changed= field
             self._transition_attname = field.attname
+        #: The attname an m2m ``pk_set`` row of a pk-only rule is keyed by.
+        self._pk_attname = pk.attname
 
     @property
     def bulk_fields(self) -> frozenset[str]:
@@ -360,13 +375,11 @@ class Rule:
                 self.for_instance(instance, {}, False, keys, tags, patterns)
             if others and pk_set:
                 field = _target_field(sender, model)
-                self.for_rows(self._rows_by(field, pk_set, using), keys, tags, patterns)
+                self.for_rows(self._rows_by(model, field, pk_set, using), keys, tags, patterns)
         elif action == "pre_clear" and others:
             # clear() sends no pk_set: read the linked rows while they are linked, and
             # invalidate them once they are not.
-            instance.__dict__[stash] = list(
-                self._values(_linked(rule_model, sender, instance, using))
-            )
+            instance.__dict__[stash] = list(self._values(_linked(model, sender, instance, using)))
             return
         elif action == "post_clear":
             self.for_rows(instance.__dict__.pop(stash, ()), keys, tags, patterns)
@@ -378,13 +391,17 @@ class Rule:
         return rows.values(*(sorted(self.attnames) or ["pk"]))
 
     def _rows_by(
-        self, field: Field[Any, Any], values: Iterable[Any], using: str
+        self, model: type[Model], field: Field[Any, Any], values: Iterable[Any], using: str
     ) -> Iterable[Mapping[str, Any]]:
-        """Return the rows whose ``field`` is in ``values`` (an m2m ``pk_set``)."""
-        assert self.model is not None
+        """Return the rows of ``model`` whose ``field`` is in ``values`` (an m2m ``pk_set``).
+
+        ``model`` is the rule's model or one of its multi-table children: the child's
+        rows have the parent's fields, and its primary key (the parent link) holds the
+        parent's.
+        """
         if field.primary_key and self._pk_only:
-            return [{field.attname: value} for value in values]  # no query needed
-        rows = self.model._base_manager.db_manager(using)
+            return [{self._pk_attname: value} for value in values]  # no query needed
+        rows = model._base_manager.db_manager(using)
         return self._values(rows.filter(**{f"{field.attname}__in": values}))
 
     def on_bulk(self, change: BulkChange) -> None:
@@ -466,27 +483,35 @@ class Rule:
         return errors
 
 
+def _attnames(column: str | tuple[str, ...]) -> tuple[str, ...]:
+    return column if isinstance(column, tuple) else (column,)
+
+
 def _target_field(through: type[Model], model: type[Model]) -> Field[Any, Any]:
     """Return the field of ``model`` that an m2m ``pk_set`` holds (the FK's ``to_field``)."""
     return next(
-        cast(Field[Any, Any], field.target_field)  # type: ignore[attr-defined]
+        cast("Field[Any, Any]", field.target_field)  # type: ignore[attr-defined]
         for field in through._meta.concrete_fields
         if field.is_relation and issubclass(model, cast(type[Model], field.related_model))
     )
 
 
 def _linked(
-    rule_model: type[Model], through: type[Model], instance: Model, using: str
+    model: type[Model], through: type[Model], instance: Model, using: str
 ) -> QuerySet[Model]:
-    """Return the ``rule_model`` rows linked to ``instance`` through ``through``."""
-    forward = [f.name for f in rule_model._meta.many_to_many if f.remote_field.through is through]
+    """Return the ``model`` rows linked to ``instance`` through ``through``.
+
+    ``model`` is the m2m's other side: the rule's model or a multi-table child of it
+    (only the child has the relation then).
+    """
+    forward = [f.name for f in model._meta.many_to_many if f.remote_field.through is through]
     reverse = [
         r.name
-        for r in rule_model._meta.related_objects
+        for r in model._meta.related_objects
         if r.many_to_many and r.through is through  # type: ignore[attr-defined]
     ]
     lookup = (forward + reverse)[0]
-    return rule_model._base_manager.db_manager(using).filter(**{lookup: instance.pk})
+    return model._base_manager.db_manager(using).filter(**{lookup: instance.pk})
 
 
 def invalidate(
@@ -756,9 +781,23 @@ def _early_unwrap(found: Any, early: float) -> Any:
 
 
 def is_cached(key: str, *, tags: Sequence[str] = (), cache: str | None = None) -> bool:
-    """Return whether ``cached(key, ..., tags=tags)`` would be a hit now (it may raise)."""
-    backend = caches[cache or conf.CACHE]
+    """Return whether ``cached(key, ..., tags=tags)`` would be a hit now.
+
+    With the cache down or slow, return ``False`` (what ``cached()`` would do: compute),
+    logged at most once a minute, never raised.
+    """
+    alias = cache or conf.CACHE
+    backend = caches[alias]
+    if breaker.is_open(alias):
+        return False
     client, leasing = _leasing(backend)
-    if client is None:
-        return bool(backend.has_key(_generic_key(backend, key, tags)))
-    return bool(leasing.holds(client, key, tags))
+    try:
+        if client is None:
+            found = backend.has_key(_generic_key(backend, key, tags))
+        else:
+            found = leasing.holds(client, key, tags)
+    except Exception as error:
+        breaker.failed(alias, "reading", error)
+        return False
+    breaker.succeeded(alias)
+    return bool(found)

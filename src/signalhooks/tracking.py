@@ -347,35 +347,38 @@ _FETCH_MODE = func_supports_parameter(Model.from_db, "fetch_mode")
 def _from_db(
     model: type[Model], tracker: Tracker, original: Callable[..., Any]
 ) -> Callable[..., Model]:
-    """Return the ``from_db`` of ``model``: ``original``, then store the baseline."""
-    if not tracker.plain:  # files and mutable values: read and copied field by field
-        capture, store = tracker.capture, tracker.store
+    """Return the ``from_db`` of ``model``: ``original``, then store the baseline.
 
-        def from_db(cls: type[Model], *args: Any, **kwargs: Any) -> Model:
-            new: Model = original(cls, *args, **kwargs)
-            store(new, capture(new.__dict__))
-            return new
-
-        return from_db
-    # Runs once per row, 2,000 times for 2,000 rows, so it is written out for the
-    # tracked attnames: plain attribute reads of the fresh instance (its __dict__ is
-    # never asked for, which would build a dict for every row) and one plain
-    # attribute write to its ModelState. Attnames are identifiers: safe to compile.
-    param = ", fetch_mode=None" if _FETCH_MODE else ""
+    The wrapper has the signature of ``original``: with ``fetch_mode`` where Django
+    passes it and ``original`` takes it, else without, so a model's ``from_db`` of the
+    old signature still gets Django's deprecation warning and is called as Django
+    calls it.
+    """
     passes = _FETCH_MODE and (
         func_supports_parameter(original, "fetch_mode") or func_accepts_kwargs(original)
     )
+    param = ", fetch_mode=None" if passes else ""
     pass_on = ", fetch_mode=fetch_mode" if passes else ""
-    values = ", ".join(f"new.{a}" for a in tracker.attnames)
-    if len(tracker.attnames) > 1:
-        values = f"({values})"
+    if tracker.plain:
+        # Runs once per row, 2,000 times for 2,000 rows, so it is written out for the
+        # tracked attnames: plain attribute reads of the fresh instance (its __dict__ is
+        # never asked for, which would build a dict for every row) and one plain
+        # attribute write to its ModelState. Attnames are identifiers: safe to compile.
+        values = ", ".join(f"new.{a}" for a in tracker.attnames)
+        if len(tracker.attnames) > 1:
+            values = f"({values})"
+        body = (
+            "    if len(values) == count:\n"
+            f"        new.{tracker.attr} = {values}\n"
+            "    else:  # loaded with .only() / .defer()\n"
+            "        store(new, read(new.__dict__))\n"
+        )
+    else:  # files and mutable values: read and copied field by field
+        body = "    store(new, capture(new.__dict__))\n"
     source = (
         f"def from_db(cls, db, field_names, values{param}):\n"
         f"    new = original(cls, db, field_names, values{pass_on})\n"
-        "    if len(values) == count:\n"
-        f"        new.{tracker.attr} = {values}\n"
-        "    else:  # loaded with .only() / .defer()\n"
-        "        store(new, read(new.__dict__))\n"
+        f"{body}"
         "    return new\n"
     )
     namespace: dict[str, Any] = {
@@ -383,6 +386,7 @@ def _from_db(
         "count": len(model._meta.concrete_fields),
         "store": tracker.store,
         "read": tracker.read,
+        "capture": tracker.capture,
     }
     exec(compile(source, f"<signalhooks from_db of {model._meta.label}>", "exec"), namespace)
     compiled: Callable[..., Model] = namespace["from_db"]

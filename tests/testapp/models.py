@@ -63,6 +63,13 @@ class Restaurant(Place):
     serves = models.CharField(max_length=50, blank=True)
 
 
+class Critic(models.Model):
+    """An m2m to a multi-table child: a rule on Place sees these changes too."""
+
+    name = models.CharField(max_length=50)
+    reviewed = models.ManyToManyField(Restaurant, related_name="critics", blank=True)
+
+
 class Document(models.Model):
     title = models.CharField(max_length=50, blank=True)
     attachment = models.FileField(upload_to="docs/", blank=True, storage=InMemoryStorage())
@@ -86,6 +93,20 @@ class OwnLoading(models.Model):
     def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
         super().refresh_from_db(*args, **kwargs)
         self.refreshed_by_own_method = True
+
+
+class OldLoading(models.Model):
+    """Overrides from_db with the signature Django 6.1 deprecates (no ``fetch_mode``)."""
+
+    name = models.CharField(max_length=50)
+    data = models.JSONField(default=dict)
+    loaded_by_own_from_db = False
+
+    @classmethod
+    def from_db(cls, db: Any, field_names: Any, values: Any) -> OldLoading:  # type: ignore[override]
+        instance = super().from_db(db, field_names, values)
+        instance.loaded_by_own_from_db = True
+        return instance
 
 
 class Seat(models.Model):
