@@ -294,3 +294,9 @@ def test_the_running_example_shows_the_models_the_examples_use() -> None:
         "# blog/models.py\n" + models.split("from __future__ import annotations\n\n", 1)[1]
         == block.source
     )
+
+
+def test_the_readme_stays_a_quick_start() -> None:
+    """The reference lives in docs/; the README keeps what a newcomer needs (issue 24)."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").count("\n")
+    assert lines <= 400, f"README.md has {lines} lines: move reference material to docs/"
