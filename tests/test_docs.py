@@ -261,19 +261,32 @@ def test_blocks_are_found_indented_and_marked(tmp_path: Path) -> None:
     ]
 
 
-def test_a_drifted_example_fails(tmp_path: Path, django_db_blocker: Any) -> None:
-    """The runner reports a wrong doctest result and a test function that fails."""
+def test_a_drifted_example_fails(
+    tmp_path: Path, transactional_db: None, django_db_blocker: Any
+) -> None:
+    """The runner reports a wrong doctest result, a failing test function, a test that
+    uses the database without asking for ``db``, and a failing ``TestCase``."""
     page = tmp_path / "page.md"
     page.write_text(
-        "```python\n>>> 1 + 1\n3\n```\n\n```python\ndef test_it():\n    assert False\n```\n",
+        "```python\n>>> 1 + 1\n3\n```\n\n"
+        "```python\ndef test_it():\n    assert False\n```\n\n"
+        "```python\nfrom blog.models import Post\n\n"
+        "def test_no_db():\n    Post.objects.count()\n```\n\n"
+        "```python\nfrom django.test import TestCase\n\n"
+        "class PostTests(TestCase):\n"
+        "    def test_none(self):\n        self.assertEqual(1, 2)\n```\n",
         encoding="utf-8",
     )
-    wrong_result, failing_test = python_blocks(page)
+    wrong_result, failing_test, test_without_db, failing_testcase = python_blocks(page)
     namespace: dict[str, Any] = {"__name__": "blog.examples", "__package__": "blog"}
     with pytest.raises(ExampleFailed, match="Expected:\\s+3\\s+Got:\\s+2"):
         run_block(wrong_result, namespace, django_db_blocker)
     with pytest.raises(AssertionError):
         run_block(failing_test, namespace, django_db_blocker)
+    with pytest.raises(RuntimeError, match="Database access not allowed"):
+        run_block(test_without_db, namespace, django_db_blocker)
+    with pytest.raises(ExampleFailed, match="(?s)PostTests failed:.*1 != 2"):
+        run_block(failing_testcase, namespace, django_db_blocker)
 
 
 def test_the_settings_page_lists_every_key_with_its_default() -> None:
