@@ -5,11 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 PORT ?= 8000
 
-.PHONY: help venv check-redis chromium test screenshots lint bench bench-instructions demo clean loadtest loadtest-short
+.PHONY: help venv check-redis chromium test screenshots lint docs bench bench-instructions demo clean loadtest loadtest-short
 
 help:
 	@echo "make test   - create .venv, install, run the whole suite (100% branch coverage)"
 	@echo "make lint   - ruff and mypy --strict"
+	@echo "make docs   - build the documentation site into site/ (MkDocs, warnings are errors)"
 	@echo "make screenshots - retake docs/images/*.png with the browser test (needs Chromium)"
 	@echo "make demo   - set up and serve the sample project on http://127.0.0.1:$(PORT)/"
 	@echo "make bench  - run the benchmark suite and write benchmarks/results/REPORT.md"
@@ -84,6 +85,17 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy src tests/typing_check.py
 
+# The documentation site (docs/, mkdocs.yml) into $(SITE_DIR): the `docs` extra on top of
+# the venv, then a strict build (every warning fails it). site/ is ignored by git.
+SITE_DIR ?= site
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[docs]'
+	@touch $@
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir $(SITE_DIR)
+
 # The load and fault test (loadtest/README.md): its own Redis and database
 # (LOADTEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/signalhooks_loadtest,
 # dropped and created afresh). Exit status 1 when a check fails.
@@ -112,4 +124,4 @@ demo: venv
 	  $(PY) sample_project/manage.py runserver 127.0.0.1:$(PORT)
 
 clean:
-	rm -rf $(VENV) build .coverage htmlcov .mypy_cache .ruff_cache
+	rm -rf $(VENV) build site .coverage htmlcov .mypy_cache .ruff_cache

@@ -117,3 +117,14 @@ def dropped_redis_connections_closed():
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     close_dropped_redis_connections()
+
+
+@pytest.fixture(autouse=True)
+def announced_users_forgotten():
+    """Forget the users a test announced: its rows go without delete signals (a rollback, or
+    transactional_db's TRUNCATE), so on PostgreSQL, whose sequences do not restart, a later
+    test's user given the same pk would otherwise count as announced already."""
+    yield
+    from signalhooks import users
+
+    users._announced.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import uuid
 
@@ -11,6 +12,14 @@ import django
 
 from tests.redis_counting import CountingConnection
 from tests.redis_server import suite_redis_url
+
+# The running example of README.md and docs/ is the app `blog` in tests/docs_site, importable
+# as a top-level package as in a project (`from blog.models import Post`): here rather than in
+# pytest's pythonpath, so that every process using these settings finds it (mypy's plugin,
+# the worker subprocesses).
+_DOCS_SITE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "docs_site")
+if _DOCS_SITE not in sys.path:
+    sys.path.append(_DOCS_SITE)
 
 SECRET_KEY = "signalhooks-tests"
 DEBUG = False
@@ -36,6 +45,8 @@ INSTALLED_APPS = [
     "tests.testapp",
     "tests.cacheapp",
     "tests.relatedapp",
+    # The running example of README.md and docs/ (tests/docs_site, tests/test_docs.py).
+    "blog",
 ]
 
 # tests/test_contrib_debug_toolbar.py: django-debug-toolbar with only the signalhooks panel.

@@ -1,0 +1,1 @@
+"""The blog of the documentation's running example: posts, comments, tags."""
