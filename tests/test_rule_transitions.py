@@ -140,7 +140,7 @@ def test_rule_transition_bad_input_is_refused():
         invalidate(Entry, keys=["k"], changed={"title": "live"})
     with pytest.raises(TypeError, match=r"a transition is the change of one field"):
         invalidate(Entry, keys=["k"], is_now="live")
-    with pytest.raises(TypeError, match=r"a transition is the change of one field"):
+    with pytest.raises(TypeError, match=r"a transition is the change of exactly one field"):
         invalidate(Entry, keys=["k"], changed=["title", "slug"], was="draft")
     with pytest.raises(TypeError, match=r"changes_to=X already means was_not=X and is_now=X"):
         invalidate(Entry, keys=["k"], changed="title", changes_to="live", was_not="draft")
