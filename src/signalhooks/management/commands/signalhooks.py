@@ -126,7 +126,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--json", action="store_true", help="Print JSON for machines.")
-        actions = parser.add_subparsers(dest="action", metavar="{list,recount,welcome,flush,epoch}")
+        actions = parser.add_subparsers(
+            dest="action", metavar="{list,recount,welcome,flush,epoch,triggers}"
+        )
         actions.add_parser("list", help="List hooks per model (the default).")
         recount_parser = actions.add_parser(
             "recount",
@@ -158,7 +160,16 @@ class Command(BaseCommand):
                 "--cache", action="append", help="Cache alias (default: every one in CACHES)."
             )
 
+        triggers_parser = actions.add_parser(
+            "triggers",
+            help="List the database-capture triggers per table and whether they are current.",
+        )
+        triggers_parser.add_argument("--database", default="default", help="Database alias.")
+
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["action"] == "triggers":
+            self.triggers(options["database"])
+            return
         if options["action"] in ("flush", "epoch"):
             self.flush(options["cache"], new_epoch=options["action"] == "epoch")
             return
@@ -169,6 +180,26 @@ class Command(BaseCommand):
             self.welcome(retry=options["retry"], everything=options["all"])
             return
         self.list_hooks(as_json=options["json"])
+
+    def triggers(self, using: str) -> None:
+        from signalhooks.capture.install import status
+
+        states = status(using)
+        if not states:
+            self.stdout.write(
+                f'No signalhooks triggers on {using!r} (CAPTURE is not "database", '
+                "or no counter(), total() or touch() is declared)."
+            )
+        for table in dict.fromkeys(state.table for state in states):
+            self.stdout.write(self.style.MIGRATE_HEADING(table))
+            for state in states:
+                if state.table == table:
+                    self.stdout.write(f"  {state.event or '-':<7} {state.name}  {state.state}")
+        wrong = [state for state in states if state.state != "current"]
+        if wrong:
+            raise CommandError(
+                f"{len(wrong)} trigger(s) on {using!r} not current: run manage.py migrate."
+            )
 
     def welcome(self, *, retry: bool, everything: bool) -> None:
         from signalhooks.mail import retry_due

@@ -1,0 +1,6 @@
+"""Database capture (``SIGNALHOOKS["CAPTURE"] = "database"``): triggers do what hooks cannot see.
+
+Layout, downhill: :mod:`.spec` (declarations as tables and columns) → :mod:`.sql` (what
+both vendors share) → :mod:`.sqlite` / :mod:`.postgresql` (whole triggers) →
+:mod:`.install` (create, replace, drop; post_migrate) → :mod:`.checks`.
+"""
