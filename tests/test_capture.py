@@ -36,7 +36,7 @@ from signalhooks.capture.install import (
     status_of,
     vendor,
 )
-from signalhooks.capture.spec import Unsupported, tables
+from signalhooks.capture.spec import Unsupported, captured, tables
 from signalhooks.capture.sql import Dialect
 from tests.relatedapp.models import Line, Note, Order, Page, Post, Reply, Tag, Tagging
 
@@ -371,10 +371,15 @@ def test_capture_migrate_installs_replaces_and_drops_triggers():
         with override_settings(SIGNALHOOKS=DATABASE):
             assert set(names().values()) == {"missing"}
             call_command("migrate", verbosity=1, stdout=out)
-            assert "signalhooks: 6 trigger(s) created, 0 dropped" in out.getvalue()
+            # Reply's and Vote's counters; cacheapp.Note's rules (declared on import): its outbox.
+            assert "signalhooks: 9 trigger(s) created, 0 dropped" in out.getvalue()
             first = names()
             assert set(first.values()) == {"current"}
-            assert {table for table, _ in first} == {"relatedapp_reply", "relatedapp_vote"}
+            assert {table for table, _ in first} == {
+                "cacheapp_note",
+                "relatedapp_reply",
+                "relatedapp_vote",
+            }
             # A new declaration: the reply table's triggers are replaced.
             counter(Reply, "post", "approved_count", where={"approved": True})
             replaced = names()
@@ -401,7 +406,8 @@ def test_capture_triggers_command(capture):
     call_command("signalhooks", "triggers", stdout=out)
     text = out.getvalue()
     assert "relatedapp_line" in text and "relatedapp_reply" in text
-    assert text.count("current") == 9
+    assert text.count("current") == 12  # with cacheapp.Note's outbox triggers
+    assert "INSERT:outbox" in text
     counter(Reply, "post", "quote_count", where={"approved": False})
     with pytest.raises(CommandError, match="6 trigger"):
         call_command("signalhooks", "triggers", stdout=StringIO())
@@ -494,6 +500,8 @@ def test_capture_check_reports_declarations_no_trigger_can_keep():
     counter(Child, "post", "comment_count")
     counter(Outside, "post", "quote_count")
     counter(Book, "shelf", "count")
+    invalidate(Outside, keys=["outside:{pk}"])  # not migrated here: no outbox trigger
+    invalidate(Page, keys=["page:{comment_count}"])  # Content's column: Python's path only
     counter("relatedapp.Missing", "post", "comment_count")  # never installed: E001's
     with override_settings(SIGNALHOOKS=DATABASE):
         errors = checks.check_capture()
@@ -501,6 +509,8 @@ def test_capture_check_reports_declarations_no_trigger_can_keep():
         assert "post live(s) in an ancestor's table" in errors[0].msg
         assert "kept fields and the foreign key's to_field 'slug' are in different" in errors[1].msg
         assert len(errors) == 2  # once each, not once per database
+        assert "relatedapp_page" not in captured(connection)
+        assert not [spec for spec in captured(connection).values() if "outside" in spec.table]
         assert checks.check_triggers(databases=["default"]) == []
 
 
@@ -538,6 +548,21 @@ def test_capture_postgresql_sql_is_per_statement_over_transition_tables(capture)
     [insert, *_] = postgresql.triggers(tables(connection)["relatedapp_reply"], connection)
     assert '"updated_at" = statement_timestamp() FROM' in insert.create[0]
     assert 'WHERE p."id" = d.k;' in insert.create[0]
+    # The outbox: the rule columns of every row a statement wrote, then one notification.
+    invalidate(Post, keys=["post:{title}"])
+    [spec] = [c for c in captured(connection).values() if c.table == "relatedapp_post"]
+    outbox = {t.event: t.create for t in postgresql.outbox_triggers(spec, connection)}
+    assert set(outbox) == {"INSERT:outbox", "UPDATE:outbox", "DELETE:outbox"}
+    update_function, update_trigger = outbox["UPDATE:outbox"]
+    assert (
+        "SELECT 'relatedapp.Post', json_build_object('id', o.\"id\", 'title', o.\"title\"), "
+        "json_build_object('id', n.\"id\", 'title', n.\"title\") FROM signalhooks_old AS o "
+        'FULL JOIN signalhooks_new AS n ON o."id" = n."id"'
+    ) in update_function
+    assert "PERFORM pg_notify('signalhooks_outbox', '');" in update_function
+    assert "FOR EACH STATEMENT" in update_trigger
+    assert "NULL FROM signalhooks_old AS o" in outbox["DELETE:outbox"][0]
+    assert "SELECT 'relatedapp.Post', NULL," in outbox["INSERT:outbox"][0]
     name = by_event["DELETE"].name
     assert postgresql.drop(connection, "relatedapp_line", name) == (
         f'DROP TRIGGER IF EXISTS "{name}" ON "relatedapp_line"',

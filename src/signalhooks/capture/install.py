@@ -20,7 +20,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from signalhooks.conf import conf
 
 from . import postgresql, sqlite
-from .spec import tables
+from .spec import captured, tables
 from .sql import Trigger
 
 #: The modes of ``SIGNALHOOKS["CAPTURE"]``.
@@ -54,6 +54,8 @@ def expected(using: str) -> list[Trigger]:
     found: list[Trigger] = []
     for spec in tables(connection).values():
         found.extend(module.triggers(spec, connection))
+    for table in captured(connection).values():
+        found.extend(module.outbox_triggers(table, connection))
     return found
 
 
@@ -106,6 +108,8 @@ def install_on(connection: BaseDatabaseWrapper) -> list[State]:
     existing = set(connection.introspection.table_names())
     changes = []
     with transaction.atomic(connection.alias), connection.cursor() as cursor:
+        if any(t.event.endswith(":outbox") for t in wanted.values()):
+            cursor.execute(module.OUTBOX_TABLE)
         for state in status_of(connection):
             if state.state == "outdated":
                 for statement in module.drop(connection, state.table, state.name):

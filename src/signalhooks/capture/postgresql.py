@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .spec import TableSpec, Target
+from .spec import Captured, TableSpec, Target
 from .sql import NAME, Dialect, Trigger, named
 
 OLD, NEW = "signalhooks_old", "signalhooks_new"
@@ -117,3 +117,52 @@ def drop(connection: BaseDatabaseWrapper, table: str, name: str) -> tuple[str, .
         f"DROP TRIGGER IF EXISTS {q(name)} ON {q(table)}",
         f"DROP FUNCTION IF EXISTS {q(name)}()",
     )
+
+
+#: The transactional outbox: what rows the rules' templates need, old and new.
+OUTBOX_TABLE = (
+    "CREATE TABLE IF NOT EXISTS signalhooks_outbox (id bigserial PRIMARY KEY, "
+    "model text NOT NULL, old jsonb, new jsonb)"
+)
+#: The channel ``follow`` listens on: a trigger notifies it, delivered at commit.
+CHANNEL = "signalhooks_outbox"
+
+
+def outbox_triggers(spec: Captured, connection: BaseDatabaseWrapper) -> list[Trigger]:
+    """Return the statement-level triggers that record ``spec``'s table's writes."""
+    q = connection.ops.quote_name
+    label = "'" + spec.label.replace("'", "''") + "'"
+
+    def image(row: str) -> str:
+        pairs = ", ".join(f"'{c}', {row}.{q(c)}" for c, _ in spec.columns)
+        return f"json_build_object({pairs})"
+
+    pk = q(spec.pk)
+    events = {
+        "INSERT": (f"SELECT {label}, NULL, {image('n')} FROM {NEW} AS n", f"NEW TABLE AS {NEW}"),
+        "UPDATE": (
+            f"SELECT {label}, {image('o')}, {image('n')} FROM {OLD} AS o "
+            f"FULL JOIN {NEW} AS n ON o.{pk} = n.{pk}",
+            f"OLD TABLE AS {OLD} NEW TABLE AS {NEW}",
+        ),
+        "DELETE": (f"SELECT {label}, {image('o')}, NULL FROM {OLD} AS o", f"OLD TABLE AS {OLD}"),
+    }
+    found = []
+    for event, (select, referencing) in events.items():
+        body = (
+            f"BEGIN\nINSERT INTO signalhooks_outbox (model, old, new) {select};\n"
+            f"PERFORM pg_notify('{CHANNEL}', '');\nRETURN NULL;\nEND"
+        )
+        found.append(
+            named(
+                spec.table,
+                f"{event}:outbox",
+                (
+                    f"CREATE OR REPLACE FUNCTION {NAME}() RETURNS trigger LANGUAGE plpgsql "
+                    f"AS $signalhooks$\n{body}\n$signalhooks$",
+                    f"CREATE TRIGGER {NAME} AFTER {event} ON {q(spec.table)} "
+                    f"REFERENCING {referencing} FOR EACH STATEMENT EXECUTE FUNCTION {NAME}()",
+                ),
+            )
+        )
+    return found

@@ -15,6 +15,7 @@ from django.db import router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
 
+from signalhooks.registry import registry
 from signalhooks.related import Plan, Relation, relations
 from signalhooks.tracking import find_field
 
@@ -162,6 +163,58 @@ def _kept(connection: BaseDatabaseWrapper) -> list[tuple[Relation, type[Model]]]
     found = []
     for relation in relations():
         model = relation.model
-        if model is not None and router.allow_migrate_model(connection.alias, model):
+        if model is not None and _migrated(connection, model):
             found.append((relation, model))
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """A table whose changes go to the outbox: the columns its rows' rules read."""
+
+    table: str
+    label: str
+    pk: str
+    #: ``(column, attname)`` of the fields the model's bulk handlers need.
+    columns: tuple[tuple[str, str], ...]
+
+
+def captured(connection: BaseDatabaseWrapper) -> dict[str, Captured]:
+    """Return the tables whose writes the outbox records: models with cache rules, and
+    the children whose counters, totals or touches move a parent that has them."""
+    ruled = {
+        _concrete(hook.model)
+        for hook in registry.hooks()
+        if hook.kind == "rule" and hook.bulk is not None and hook.model is not None
+    }
+    models = set(ruled)
+    for relation, model in _kept(connection):
+        if relation.plan(model).table in ruled:
+            models.add(model)
+    found = {}
+    for model in sorted(models, key=lambda m: m._meta.label):
+        if not _migrated(connection, model):
+            continue
+        pk = model._meta.pk
+        assert pk is not None
+        wanted = registry.bulk_fields(model) | {pk.attname}
+        fields = [f for f in model._meta.concrete_fields if f.attname in wanted]
+        if any(_column(f)[0] != model._meta.db_table for f in fields):
+            continue  # an ancestor's column (multi-table inheritance): Python's path only
+        table = model._meta.db_table
+        columns = tuple((_column(f)[1], f.attname) for f in fields)
+        found[table] = Captured(table, model._meta.label, _column(pk)[1], columns)
+    return found
+
+
+def _migrated(connection: BaseDatabaseWrapper, model: type[Model]) -> bool:
+    """Return whether ``model``'s table is managed on ``connection`` (migrate creates it)."""
+    return bool(
+        model._meta.can_migrate(connection) and router.allow_migrate_model(connection.alias, model)
+    )
+
+
+def _concrete(model: type[Model]) -> type[Model]:
+    concrete = model._meta.concrete_model
+    assert concrete is not None
+    return concrete

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .spec import TableSpec, Target
+from .spec import Captured, TableSpec, Target
 from .sql import NAME, Dialect, Trigger, named
 
 
@@ -89,3 +89,37 @@ def installed(connection: BaseDatabaseWrapper) -> set[tuple[str, str]]:
 
 def drop(connection: BaseDatabaseWrapper, table: str, name: str) -> tuple[str, ...]:
     return (f"DROP TRIGGER IF EXISTS {connection.ops.quote_name(name)}",)
+
+
+#: The transactional outbox: what rows the rules' templates need, old and new.
+OUTBOX_TABLE = (
+    "CREATE TABLE IF NOT EXISTS signalhooks_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+    "model TEXT NOT NULL, old TEXT, new TEXT)"
+)
+
+
+def outbox_triggers(spec: Captured, connection: BaseDatabaseWrapper) -> list[Trigger]:
+    """Return the triggers that record ``spec``'s table's writes in the outbox."""
+    q = connection.ops.quote_name
+    label = "'" + spec.label.replace("'", "''") + "'"
+
+    def image(row: str) -> str:
+        return "json_object(" + ", ".join(f"'{c}', {row}.{q(c)}" for c, _ in spec.columns) + ")"
+
+    values = {
+        "INSERT": ("NULL", image("NEW")),
+        "UPDATE": (image("OLD"), image("NEW")),
+        "DELETE": (image("OLD"), "NULL"),
+    }
+    return [
+        named(
+            spec.table,
+            f"{event}:outbox",
+            (
+                f"CREATE TRIGGER {NAME} AFTER {event} ON {q(spec.table)} FOR EACH ROW BEGIN\n"
+                f"INSERT INTO signalhooks_outbox (model, old, new) VALUES ({label}, {old}, {new});"
+                "\nEND",
+            ),
+        )
+        for event, (old, new) in values.items()
+    ]

@@ -127,7 +127,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--json", action="store_true", help="Print JSON for machines.")
         actions = parser.add_subparsers(
-            dest="action", metavar="{list,recount,welcome,flush,epoch,triggers}"
+            dest="action", metavar="{list,recount,welcome,flush,epoch,triggers,follow}"
         )
         actions.add_parser("list", help="List hooks per model (the default).")
         recount_parser = actions.add_parser(
@@ -165,8 +165,38 @@ class Command(BaseCommand):
             help="List the database-capture triggers per table and whether they are current.",
         )
         triggers_parser.add_argument("--database", default="default", help="Database alias.")
+        follow_parser = actions.add_parser(
+            "follow",
+            help="Deliver the cache invalidations the database's outbox recorded (database "
+            "capture): LISTEN/NOTIFY on PostgreSQL, polling on SQLite.",
+        )
+        follow_parser.add_argument("--database", default="default", help="Database alias.")
+        follow_parser.add_argument(
+            "--once", action="store_true", help="Deliver what is pending, then exit."
+        )
+        follow_parser.add_argument(
+            "--interval",
+            type=float,
+            default=1.0,
+            help="Seconds between polls on SQLite; longest wait for a notification on "
+            "PostgreSQL (default 1).",
+        )
+        follow_parser.add_argument(
+            "--rounds",
+            type=int,
+            default=None,
+            help="Stop after this many waits (default: run until stopped).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["action"] == "follow":
+            self.follow(
+                options["database"],
+                once=options["once"],
+                interval=options["interval"],
+                rounds=options["rounds"],
+            )
+            return
         if options["action"] == "triggers":
             self.triggers(options["database"])
             return
@@ -180,6 +210,24 @@ class Command(BaseCommand):
             self.welcome(retry=options["retry"], everything=options["all"])
             return
         self.list_hooks(as_json=options["json"])
+
+    def follow(self, using: str, *, once: bool, interval: float, rounds: int | None) -> None:
+        from django.core.exceptions import ImproperlyConfigured
+
+        from signalhooks.capture.outbox import deliver, wait
+
+        delivered = waits = 0
+        while True:
+            try:
+                while count := deliver(using):
+                    delivered += count
+            except ImproperlyConfigured as error:
+                raise CommandError(str(error)) from None
+            if once or (rounds is not None and waits >= rounds):
+                break
+            wait(using, interval)
+            waits += 1
+        self.stdout.write(f"{delivered} change(s) delivered from the outbox of {using!r}.")
 
     def triggers(self, using: str) -> None:
         from signalhooks.capture.install import status
