@@ -2,5 +2,6 @@
 
 Layout, downhill: :mod:`.spec` (declarations as tables and columns) → :mod:`.sql` (what
 both vendors share) → :mod:`.sqlite` / :mod:`.postgresql` (whole triggers) →
-:mod:`.install` (create, replace, drop; post_migrate) → :mod:`.checks`.
+:mod:`.install` (create, replace, drop; post_migrate) → :mod:`.checks`, :mod:`.outbox`
+(delivery of the rules' changes; ``manage.py signalhooks follow``).
 """
