@@ -18,6 +18,17 @@ class SignalHooksConfig(AppConfig):
         from .related import finish_relations
 
         checks.register(signalhooks_checks.check_hooks)
+        # Database capture: its checks, and its triggers installed by migrate.
+        from django.db.models.signals import post_migrate
+
+        from .capture import checks as capture_checks
+        from .capture.install import on_post_migrate
+
+        checks.register(capture_checks.check_capture)
+        checks.register(capture_checks.check_triggers, checks.Tags.database)
+        post_migrate.connect(
+            on_post_migrate, sender=self, weak=False, dispatch_uid="signalhooks.capture"
+        )
         from .users import install as install_user_hooks
 
         registry.setup()

@@ -39,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
     "WAIT_REPLICAS": 0,
     # Seconds a flush waits for WAIT_REPLICAS confirmations (below the socket timeout).
     "WAIT_TIMEOUT": 0.1,
+    # Who keeps counters, totals and touches: "python" (signal hooks) or "database"
+    # (triggers generated from the same declarations; PostgreSQL and SQLite).
+    "CAPTURE": "python",
     # Send the built-in welcome mail on ``user_registered``.
     "WELCOME_MAIL": True,
     # Sender address of the welcome mail; ``None`` means DEFAULT_FROM_EMAIL.

@@ -56,6 +56,7 @@ from django.db.models.sql.subqueries import UpdateQuery
 from django.db.models.utils import make_model_tuple
 from django.utils import timezone
 
+from .conf import conf
 from .db import connection as connection_of
 from .hooks import _senders
 from .observe import counters_moved, observers
@@ -294,6 +295,10 @@ class Plan:
     def _write(
         self, using: str, change: tuple[tuple[str, Any], ...], keys: Sequence[Any], now: Any
     ) -> None:
+        if conf.CAPTURE == "database":
+            # The triggers of signalhooks.capture wrote it in the child's own statement;
+            # the rest (parents in memory reloaded, their cache rules) stays as here.
+            return
         if not self.local:
             # A field of an ancestor table (multi-table inheritance): the ORM's update
             # finds the ancestor rows first, which one compiled statement cannot.
@@ -747,6 +752,11 @@ class Relation:
                 )
 
     @property
+    def model(self) -> type[Model] | None:
+        """Return the child model class, ``None`` while (or if) it is not installed."""
+        return _model_or_none(self.child)
+
+    @property
     def child_label(self) -> str:
         return self.child if isinstance(self.child, str) else self.child._meta.label
 
@@ -1050,6 +1060,11 @@ def total(
 def touch(child: ModelRef, fk: str, field: str) -> None:
     """Set ``parent.<field>`` to ``now()`` whenever a ``child`` is created, changed or deleted."""
     _declare("touch", child, fk, Touch(field, _source()))
+
+
+def relations() -> list[Relation]:
+    """Return every registered relation (the declarations database capture compiles)."""
+    return list(_live().values())
 
 
 def counted_models() -> list[type[Model]]:

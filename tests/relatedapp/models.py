@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import django
 from django.conf import settings
 from django.db import models
 
@@ -114,3 +115,11 @@ class Line(models.Model):
     note = models.CharField(max_length=100, default="")
 
     objects = HooksQuerySet.as_manager()
+
+
+if django.VERSION >= (6, 1):
+
+    class Remark(models.Model):
+        """A child deleted by the database itself when its post goes (DB_CASCADE)."""
+
+        post = models.ForeignKey(Post, on_delete=models.DB_CASCADE, related_name="remarks")

@@ -128,7 +128,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--json", action="store_true", help="Print JSON for machines.")
-        actions = parser.add_subparsers(dest="action", metavar="{list,recount,welcome,flush,epoch}")
+        actions = parser.add_subparsers(
+            dest="action", metavar="{list,recount,welcome,flush,epoch,triggers,follow}"
+        )
         actions.add_parser("list", help="List hooks per model (the default).")
         recount_parser = actions.add_parser(
             "recount",
@@ -160,7 +162,46 @@ class Command(BaseCommand):
                 "--cache", action="append", help="Cache alias (default: every one in CACHES)."
             )
 
+        triggers_parser = actions.add_parser(
+            "triggers",
+            help="List the database-capture triggers per table and whether they are current.",
+        )
+        triggers_parser.add_argument("--database", default="default", help="Database alias.")
+        follow_parser = actions.add_parser(
+            "follow",
+            help="Deliver the cache invalidations the database's outbox recorded (database "
+            "capture): LISTEN/NOTIFY on PostgreSQL, polling on SQLite.",
+        )
+        follow_parser.add_argument("--database", default="default", help="Database alias.")
+        follow_parser.add_argument(
+            "--once", action="store_true", help="Deliver what is pending, then exit."
+        )
+        follow_parser.add_argument(
+            "--interval",
+            type=float,
+            default=1.0,
+            help="Seconds between polls on SQLite; longest wait for a notification on "
+            "PostgreSQL (default 1).",
+        )
+        follow_parser.add_argument(
+            "--rounds",
+            type=int,
+            default=None,
+            help="Stop after this many waits (default: run until stopped).",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["action"] == "follow":
+            self.follow(
+                options["database"],
+                once=options["once"],
+                interval=options["interval"],
+                rounds=options["rounds"],
+            )
+            return
+        if options["action"] == "triggers":
+            self.triggers(options["database"])
+            return
         if options["action"] in ("flush", "epoch"):
             self.flush(options["cache"], new_epoch=options["action"] == "epoch")
             return
@@ -171,6 +212,44 @@ class Command(BaseCommand):
             self.welcome(retry=options["retry"], everything=options["all"])
             return
         self.list_hooks(as_json=options["json"])
+
+    def follow(self, using: str, *, once: bool, interval: float, rounds: int | None) -> None:
+        from django.core.exceptions import ImproperlyConfigured
+
+        from signalhooks.capture.outbox import deliver, wait
+
+        delivered = waits = 0
+        while True:
+            try:
+                while count := deliver(using):
+                    delivered += count
+            except ImproperlyConfigured as error:
+                raise CommandError(str(error)) from None
+            if once or (rounds is not None and waits >= rounds):
+                break
+            wait(using, interval)
+            waits += 1
+        self.stdout.write(f"{delivered} change(s) delivered from the outbox of {using!r}.")
+
+    def triggers(self, using: str) -> None:
+        from signalhooks.capture.install import status
+
+        states = status(using)
+        if not states:
+            self.stdout.write(
+                f'No signalhooks triggers on {using!r} (CAPTURE is not "database", '
+                "or no counter(), total() or touch() is declared)."
+            )
+        for table in dict.fromkeys(state.table for state in states):
+            self.stdout.write(self.style.MIGRATE_HEADING(table))
+            for state in states:
+                if state.table == table:
+                    self.stdout.write(f"  {state.event or '-':<7} {state.name}  {state.state}")
+        wrong = [state for state in states if state.state != "current"]
+        if wrong:
+            raise CommandError(
+                f"{len(wrong)} trigger(s) on {using!r} not current: run manage.py migrate."
+            )
 
     def welcome(self, *, retry: bool, everything: bool) -> None:
         from signalhooks.mail import retry_due
