@@ -21,16 +21,8 @@ def check_capture(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """Report a wrong ``CAPTURE``, a database without triggers, declarations they cannot keep."""
-    if conf.CAPTURE not in MODES:
-        return [
-            Error(
-                f'SIGNALHOOKS["CAPTURE"] is {conf.CAPTURE!r}; it must be "python" or "database".',
-                hint='"python" keeps counters with signal hooks (the default); "database" '
-                "with triggers (PostgreSQL, SQLite).",
-                id="signalhooks.E060",
-            )
-        ]
-    if not enabled():
+    # A CAPTURE that is neither mode is the settings check's to report (E041).
+    if conf.CAPTURE not in MODES or not enabled():
         return []
     errors: list[CheckMessage] = []
     for alias in connections:  # a declaration's error once, not once per database
