@@ -17,7 +17,7 @@ from redis.exceptions import InvalidResponse, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from signalhooks.wire import Packed, Pipeline, _send, key_maker, pack, pack_text, read_replies
+from signalhooks.wire import Packed, Pipeline, key_maker, pack, pack_text, read_replies, send_all
 from tests.redis_counting import CountingConnection
 
 
@@ -422,7 +422,7 @@ def test_socket_errors_become_redis_connection_errors():
     theirs.close()
     with pytest.raises(RedisConnectionError, match="writing"):
         for _ in range(100):  # the first sends may still fit in the buffer
-            _send(ours, b"x" * 65536)
+            send_all(ours, b"x" * 65536)
     ours.close()
     with pytest.raises(RedisConnectionError, match="reading"):
         read_replies(ours, 1, ResponseError)
@@ -432,7 +432,7 @@ def test_a_send_that_times_out_raises_redis_timeout():
     ours, theirs = socket.socketpair()
     ours.settimeout(0.05)
     with pytest.raises(RedisTimeoutError, match="writing"):
-        _send(ours, b"x" * 50_000_000)  # nobody reads: the buffer fills
+        send_all(ours, b"x" * 50_000_000)  # nobody reads: the buffer fills
     ours.close()
     theirs.close()
 

@@ -2,7 +2,17 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 from django.core import checks
+from django.db.models.signals import post_migrate
 from django.utils.module_loading import autodiscover_modules
+
+from . import checks as signalhooks_checks
+from .cache import finish_rules
+from .capture import checks as capture_checks
+from .capture.install import on_post_migrate
+from .conf import conf
+from .registry import registry
+from .related import finish_relations
+from .users import install as install_user_hooks
 
 
 class SignalHooksConfig(AppConfig):
@@ -11,29 +21,21 @@ class SignalHooksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks as signalhooks_checks
-        from .cache import finish_rules
-        from .conf import conf
-        from .registry import registry
-        from .related import finish_relations
+        # The one import inside a function the layout allows (tests/test_layout.py): the
+        # welcome mail imports the models, which Django loads only after this module.
+        from . import welcome
 
         checks.register(signalhooks_checks.check_hooks)
         # Database capture: its checks, and its triggers installed by migrate.
-        from django.db.models.signals import post_migrate
-
-        from .capture import checks as capture_checks
-        from .capture.install import on_post_migrate
-
         checks.register(capture_checks.check_capture)
         checks.register(capture_checks.check_triggers, checks.Tags.database)
         post_migrate.connect(
             on_post_migrate, sender=self, weak=False, dispatch_uid="signalhooks.capture"
         )
-        from .users import install as install_user_hooks
-
         registry.setup()
         finish_rules()
         finish_relations()
         install_user_hooks()
+        welcome.install()
         if conf.AUTODISCOVER:
             autodiscover_modules("hooks")

@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from .db import connection as connection_of
-from .invalidation import Invalidation, send
+from .invalidation import send
+from .keys import Invalidation
 
 
 class Batch:

@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import observe
+from .invalidation import cache_invalidated
+from .users import email_address
 
 if TYPE_CHECKING:
     from django.db.models import Model
 
-    from .registry import Hook
+    from .hooktypes import Hook
 
 logger = logging.getLogger("signalhooks")
 
@@ -232,8 +234,6 @@ class SignalhooksRecord:
         if to is not None:
             from django.contrib.auth import get_user_model
 
-            from .mail import email_address
-
             users = get_user_model()._default_manager.filter(pk__in=queued)
             addresses = sorted(email_address(u) for u in users)
             assert to in addresses, f"no welcome mail was queued to {to!r}; queued: {addresses}"
@@ -306,8 +306,6 @@ def record_signalhooks(*, using: str = "default") -> Iterator[SignalhooksRecord]
     run at once, as always.
     """
     from django.db import connections
-
-    from .invalidation import cache_invalidated
 
     record = SignalhooksRecord(using=using)
     record._next_callback = len(connections[using].run_on_commit)

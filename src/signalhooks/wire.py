@@ -237,11 +237,11 @@ def read_replies(
 def _exchange(connection: Any, packed: bytes, count: int) -> list[Any]:
     """Send ``packed`` on ``connection``'s socket; read its ``count`` replies ourselves."""
     sock = connection._sock
-    _send(sock, packed)
+    send_all(sock, packed)
     return read_replies(sock, count, connection._parser.parse_error)
 
 
-def _send(sock: socket.socket, packed: bytes) -> None:
+def send_all(sock: socket.socket, packed: bytes) -> None:
     try:
         sock.sendall(packed)
     except TimeoutError as error:
@@ -278,7 +278,7 @@ class Pipeline:
         reused = lease is not None and lease.pid == os.getpid()
         if lease is not None and reused:
             connection = lease.connection
-            own_reads = _reads_own(connection)
+            own_reads = reads_own(connection)
             sock = connection._sock
             if sock is not None and not own_reads and select.select((sock,), (), (), 0)[0]:
                 # redis-py reads here: every reply was read, so readable now means closed
@@ -290,7 +290,7 @@ class Pipeline:
             lease = None
             if held is not None:
                 lease = held.lease = _Lease(pool, connection)
-            own_reads = lease is not None and _reads_own(connection)
+            own_reads = lease is not None and reads_own(connection)
         try:
             encoder = connection.encoder
             packed = pack(commands, encoder.encoding, encoder.encoding_errors)
@@ -344,7 +344,7 @@ class Pipeline:
             self.redis.connection_pool.release(connection)
 
 
-def _reads_own(connection: Any) -> bool:
+def reads_own(connection: Any) -> bool:
     """Whether the flush may send and read on ``connection``'s socket itself.
 
     Not when a health check may be due, nor when the connection's class has a send or
