@@ -37,7 +37,6 @@ def schedule_welcome(user_pk: Any, origin: str | None = None) -> None:
     INSERT with a database backend); the delivery row, rendering and sending happen
     in the task.
     """
-
     transaction.on_commit(
         partial(enqueue_welcome, user_pk, origin), using=router.db_for_write(WelcomeMail)
     )
