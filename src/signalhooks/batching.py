@@ -62,6 +62,17 @@ def _current_batch(connection: BaseDatabaseWrapper, batch: Batch | None) -> Batc
     return batch
 
 
+def detach(using: str) -> None:
+    """Make the next invalidation on ``using`` open a batch of its own (own ``on_commit``).
+
+    The batch in progress keeps what it holds and still flushes at the commit. For
+    :mod:`signalhooks.testing`: a record runs only the callbacks queued after it
+    started, so what is queued inside its block must not join a batch whose callback
+    was queued before it (a ``TestCase``'s ``setUpTestData``, a pytest fixture).
+    """
+    connection_of(using).__dict__.pop(_BATCH, None)
+
+
 def queue(
     using: str,
     alias: str,
