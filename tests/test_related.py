@@ -502,6 +502,61 @@ def test_counter_runs_the_parents_cache_rules(counters):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_autocommit_save_flushes_its_own_and_its_parents_rules_in_one_round_trip(
+    counters, round_trips, flushes
+):
+    invalidate(Post, keys=["post:{pk}"], tags=["posts"])
+    invalidate(Reply, keys=["reply:{post_id}:{text}"])
+    post = Post.objects.create()
+    cache = caches["default"]
+    cache.set(f"post:{post.pk}", "stale")
+    flushes.clear()
+    before = round_trips()
+    Reply.objects.create(post=post, text="hi")
+    assert round_trips() - before == 1
+    assert flushes == [
+        {
+            "cache": "default",
+            "keys": sorted([f"post:{post.pk}", f"reply:{post.pk}:hi"]),
+            "tags": ["posts"],
+            "patterns": [],
+        }
+    ]
+    assert cache.get(f"post:{post.pk}") is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_autocommit_save_whose_parent_has_two_rules_flushes_once(counters, round_trips, flushes):
+    invalidate(Post, keys=["post:{pk}"])
+    invalidate(Post, tags=["posts"])
+    post = Post.objects.create()
+    flushes.clear()
+    before = round_trips()
+    Reply.objects.create(post=post)  # one hook of its own: the counter's
+    assert round_trips() - before == 1
+    assert [(f["keys"], f["tags"]) for f in flushes] == [([f"post:{post.pk}"], ["posts"])]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_autocommit_save_whose_hook_raises_still_flushes(counters, flushes):
+    invalidate(Post, keys=["post:{pk}"])
+    invalidate(Reply, keys=["reply:{text}"])
+
+    @post_save(Reply)
+    def boom(**kwargs):
+        raise RuntimeError("boom")
+
+    post = Post.objects.create()
+    caches["default"].set(f"post:{post.pk}", "stale")
+    flushes.clear()
+    with pytest.raises(RuntimeError, match="boom"):
+        Reply.objects.create(post=post, text="hi")  # the row is written all the same
+    assert [f["keys"] for f in flushes] == [sorted([f"post:{post.pk}", "reply:hi"])]
+    assert caches["default"].get(f"post:{post.pk}") is None
+    assert Reply.objects.filter(text="hi").exists()
+
+
+@pytest.mark.django_db(transaction=True)
 def test_counter_cache_rule_declared_after_the_first_save_still_runs(counters):
     post = Post.objects.create()
     Reply.objects.create(post=post)  # the relation has worked out its plan
