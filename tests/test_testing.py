@@ -199,15 +199,12 @@ class RecordAfterSetUpTestDataAndSetUp(TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.rules = registry.isolated()
-        cls.rules.__enter__()
+        rules = registry.isolated()
+        rules.__enter__()
+        # Gone after the class, also when its set-up fails.
+        cls.addClassCleanup(rules.__exit__, None, None, None)
         invalidate(Entry, keys=["entry:{slug}"])
         super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        cls.rules.__exit__(None, None, None)
 
     @classmethod
     def setUpTestData(cls):
