@@ -6,7 +6,6 @@ at decoration time, so a mistake fails at import rather than on some later save.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import functools
 from collections.abc import Callable, Iterable, Mapping
@@ -367,9 +366,7 @@ def m2m_changed(
     actions = actions_of(where, action)
     model = sender
     if isinstance(model, str) and apps.models_ready:
-        # A model that is not installed is reported by signalhooks.E001, as for other hooks.
-        with contextlib.suppress(LookupError):
-            model = apps.get_model(model)
+        model = apps.get_model(model)  # _senders() refused a name that is no installed model
     if not isinstance(model, str):
         find_through(model, name)  # refuse a name that is no relation of the model now
     if on_commit and any(a.startswith("pre_") for a in actions):
