@@ -279,6 +279,12 @@ class Plan:
         # The parent's own bulk handlers (its cache rules) get the rows that changed,
         # read back by the UPDATE itself where the database can (RETURNING).
         bulk = registry.bulk_hooks(self.parent)
+        if conf.CAPTURE == "database":
+            # The triggers of signalhooks.capture wrote it in the child's own statement;
+            # the parent's cache rules still run here, on the parents' rows read back.
+            if bulk:
+                self.run_parent_bulk(using, [key for keys in groups.values() for key in keys])
+            return
         returning = self._returning(using, bulk) if bulk else None
         rows: list[dict[str, Any]] = []
         for change, keys in groups.items():
@@ -349,10 +355,6 @@ class Plan:
         returning: Returning | None = None,
         rows: list[dict[str, Any]] | None = None,
     ) -> None:
-        if conf.CAPTURE == "database":
-            # The triggers of signalhooks.capture wrote it in the child's own statement;
-            # the rest (parents in memory reloaded, their cache rules) stays as here.
-            return
         if not self.local:
             # A field of an ancestor table (multi-table inheritance): the ORM's update
             # finds the ancestor rows first, which one compiled statement cannot.
