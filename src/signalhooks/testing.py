@@ -7,12 +7,14 @@ that never comes. :func:`record_signalhooks` (a context manager) and the
 record the hooks that ran, the keys, tags and patterns invalidated, the counters moved
 and the welcome mails queued::
 
-    def test_comment(signalhooks_record):
+    def test_comment(db, signalhooks_record, post):
         Comment.objects.create(post=post, body="hi")
         signalhooks_record.assert_invalidated(keys=[f"post:{post.slug}"], tags=["posts"])
         signalhooks_record.assert_counter_moved(post, "comment_count", by=1)
 
 The fixture comes with signalhooks (a ``pytest11`` entry point); nothing to configure.
+A record holds what its block (the test function, for the fixture) did, whenever the
+transaction's batch of invalidations was opened and whatever the order of fixtures.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from django.db import connections
+
 from . import observe
+from .batching import detach
 from .invalidation import cache_invalidated
 from .users import email_address
 
@@ -121,8 +126,23 @@ class SignalhooksRecord:
     def clear(self) -> None:
         """Run pending on-commit work, then forget everything recorded so far."""
         self.run_on_commit()
+        self._forget()
+
+    def _forget(self) -> None:
         for records in (self._hooks, self._flushes, self._failed, self._counters, self._mails):
             records.clear()
+
+    def _start(self) -> None:
+        """Record from now on: forget what came before and leave its on-commit work alone.
+
+        The transaction's invalidation batch may have been opened before (by a
+        ``setUpTestData``, a ``setUp``, a fixture): its callback is queued before the
+        record's first one and never runs here, so the block's invalidations go to a
+        batch of their own, whose callback the record runs.
+        """
+        self._forget()
+        detach(self.using)
+        self._next_callback = len(connections[self.using].run_on_commit)
 
     def run_on_commit(self) -> int:
         """Run the on-commit callbacks queued since the last call; return how many ran.
@@ -130,8 +150,6 @@ class SignalhooksRecord:
         Callbacks that queue more are followed. Run only in a transaction that will not
         commit (a test's): a transaction that commits would run them again.
         """
-        from django.db import connections
-
         connection = connections[self.using]
         queue: list[Any] = connection.run_on_commit  # (savepoint ids, callback, robust)
         ran = 0
@@ -305,10 +323,9 @@ def record_signalhooks(*, using: str = "default") -> Iterator[SignalhooksRecord]
     property and assertion) and when the block ends. Outside a transaction they
     run at once, as always.
     """
-    from django.db import connections
 
     record = SignalhooksRecord(using=using)
-    record._next_callback = len(connections[using].run_on_commit)
+    record._start()
     uid = f"signalhooks.testing.{id(record)}"
     cache_invalidated.connect(record.flushed, weak=False, dispatch_uid=uid)
     observe.add(record)
@@ -325,9 +342,23 @@ try:
 except ImportError:  # pragma: no cover - the context manager works without pytest
     pass
 else:
+    _RECORD = pytest.StashKey[SignalhooksRecord]()
 
     @pytest.fixture
-    def signalhooks_record() -> Iterator[SignalhooksRecord]:
-        """Record what signalhooks does in the test; run on-commit work when asked."""
+    def signalhooks_record(request: pytest.FixtureRequest) -> Iterator[SignalhooksRecord]:
+        """Record what signalhooks does in the test; run on-commit work when asked.
+
+        The record holds what the test function did, whatever the order of its
+        fixtures: what fixtures set up after this one did is forgotten when the test
+        starts (:func:`pytest_runtest_call`).
+        """
         with record_signalhooks() as record:
+            request.node.stash[_RECORD] = record
             yield record
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(item: pytest.Item) -> None:
+        """Start the test's record afresh once every fixture is set up."""
+        record = item.stash.get(_RECORD, None)
+        if record is not None:
+            record._start()
