@@ -1,6 +1,6 @@
 """The flush's request (one EVALSHA, its reply read) packed and read four ways, in CPU
-instructions under callgrind: why ``signalhooks.wire`` packs with hiredis and reads with
-redis-py's connection.
+instructions under callgrind: why ``signalhooks.wire`` packs with hiredis and, on its hot
+path, reads with a ``hiredis.Reader`` instead of redis-py's ``read_response``.
 
 Usage: python -m benchmarks.compare_wire   (needs valgrind and a redis-server)
 
@@ -8,16 +8,15 @@ Every variant sends the same command, the autocommit rule save's flush call (12 
 arguments), on one connection held open, NUMBER times inside one ``operator.call``
 (callgrind collects only there, GC off, after a warm-up):
 
-* ``kept``: ``hiredis.pack_command``, then the connection's ``send_packed_command`` and
-  ``read_response`` (hiredis' reader inside redis-py) — what ``wire.Pipeline`` does;
-* ``redis-py pack_commands``: the connection's own packing (hiredis too, through its
-  encoder), same send and read;
-* ``hiredis alone``: ``hiredis.pack_command``, ``sendall`` on the connection's socket and
-  a ``hiredis.Reader`` fed by ``recv``: no redis-py in the round trip, but the flush
-  would then own the socket's errors, timeouts, push messages and Sentinel's READONLY;
-* ``redis-py, no hiredis``: redis-py's pure-Python packer and RESP2 parser;
-* ``wire.Pipeline``: the whole ``execute()`` (held connection, lease checks) as shipped;
-* ``redis-py pipeline``: ``client.pipeline(transaction=False)``, for reference.
+* ``hiredis.pack_command`` + redis-py's ``send_packed_command`` and ``read_response``
+  (hiredis' reader inside redis-py): the flush everywhere but its hot path;
+* the connection's own ``pack_commands`` (hiredis too, through its encoder), same send
+  and read;
+* ``hiredis.pack_command``, ``sendall`` on the connection's socket and a
+  ``hiredis.Reader`` fed by ``recv``: the flush's hot path;
+* redis-py's pure-Python packer and RESP2 parser (no hiredis);
+* ``wire.Pipeline.execute()`` as shipped (held connection, lease checks, hot path);
+* ``client.pipeline(transaction=False)``, for reference.
 """
 
 from __future__ import annotations
@@ -103,9 +102,9 @@ def _variants(url: str) -> dict[str, Callable[[], object]]:
         return pipeline.execute()
 
     return {
-        "kept: hiredis.pack_command + redis-py send/read": kept_round_trip,
-        "redis-py pack_commands + redis-py send/read": redis_py_pack,
-        "hiredis alone (pack, socket, hiredis.Reader)": hiredis_alone,
+        "hiredis.pack_command + redis-py send_packed_command/read_response": kept_round_trip,
+        "redis-py pack_commands + send_packed_command/read_response": redis_py_pack,
+        "hiredis.pack_command + sendall + hiredis.Reader (the hot path)": hiredis_alone,
         "redis-py without hiredis (Python packer and parser)": no_hiredis,
         "wire.Pipeline.execute() as shipped": wire_pipeline,
         "redis-py pipeline(transaction=False)": redis_py_pipeline,

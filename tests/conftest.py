@@ -81,39 +81,3 @@ def flushes():
     cache_invalidated.connect(receiver, weak=False, dispatch_uid="test_cache.flushes")
     yield sent
     cache_invalidated.disconnect(dispatch_uid="test_cache.flushes")
-
-
-def close_dropped_redis_connections() -> None:
-    """Collect the garbage, closing each dropped redis-py connection before it goes.
-
-    redis-py 8 keeps every connection in a reference cycle (its maintenance-notification
-    handlers), so a client or cache backend a test let go is freed by the garbage
-    collector, which may finalize the socket before the connection's own ``__del__``
-    closes it: an "unclosed socket" ResourceWarning that is redis-py's order of
-    finalizers, not a leak. Here the connections of that garbage are closed the way
-    their ``__del__`` would, then the garbage goes.
-    """
-    import gc
-
-    from redis.connection import AbstractConnection
-
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
-        gc.collect()
-        for dropped in gc.garbage:
-            # Not isinstance(): the garbage holds lazy objects that set up when asked.
-            if AbstractConnection in type(dropped).__mro__:
-                dropped.disconnect()
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def dropped_redis_connections_closed():
-    yield
-    close_dropped_redis_connections()
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    close_dropped_redis_connections()

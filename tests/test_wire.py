@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 
 import pytest
@@ -11,11 +12,12 @@ from django_redis.cache import RedisCache
 from django_redis.client import DefaultClient
 from redis.backoff import NoBackoff
 from redis.connection import PythonRespSerializer
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import InvalidResponse, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from signalhooks.wire import Pipeline, key_maker, pack
+from signalhooks.wire import Pipeline, _exchange, _reader, key_maker, pack
 from tests.redis_counting import CountingConnection
 
 
@@ -213,8 +215,13 @@ def test_a_forked_child_flushes_on_a_connection_of_its_own(own_server):
     client.close()
 
 
-def test_a_flush_after_a_server_restart_reconnects_without_a_retry(own_server):
-    client = redis.Redis.from_url(own_server.url, retry=Retry(NoBackoff(), 0))
+@pytest.mark.parametrize("health_check_interval", [0, 3600], ids=["own read", "redis-py read"])
+def test_a_flush_after_a_server_restart_reconnects_without_a_retry(
+    own_server, health_check_interval
+):
+    client = redis.Redis.from_url(
+        own_server.url, retry=Retry(NoBackoff(), 0), health_check_interval=health_check_interval
+    )
     before = client_id(client)
     own_server.kill()
     own_server.start()  # same port; the held socket was closed by the old server
@@ -341,3 +348,88 @@ def test_a_pool_used_per_flush_also_reads_every_reply_before_raising(own_server)
         pipeline.execute()
     assert client.get("wire:after") == b"ran"  # the pool's one connection, in step
     client.close()
+
+
+# -- the hot path's round trip: hiredis reads, the flush moves the bytes ------------------
+
+
+def raw_connection(server, protocol=2):
+    """An open connection to ``server`` speaking RESP ``protocol``, and its hiredis reader."""
+    connection = redis.Connection(host="127.0.0.1", port=server.port, protocol=protocol)
+    connection.connect()
+    return connection, _reader(connection)
+
+
+@pytest.fixture
+def debug_server():
+    from tests.redis_server import RedisServer
+
+    server = RedisServer(options=("--enable-debug-command", "yes")).start()
+    yield server
+    server.stop()
+
+
+def test_a_push_message_is_no_reply_and_errors_are_redis_py_s_classes(debug_server):
+    connection, reader = raw_connection(debug_server, protocol=3)
+    commands = [("DEBUG", "PROTOCOL", "push"), ("EVALSHA", "0" * 40, "0"), ("PING",)]
+    sock = connection._sock
+    replies = _exchange(sock, reader, pack(connection, commands)[0], 3)
+    assert replies[0] == b"Some real reply following the push reply"
+    assert isinstance(replies[1], NoScriptError)
+    assert replies[2] == b"PONG"
+    connection.disconnect()
+
+
+def test_replies_split_at_any_byte_are_read_whole():
+    reply = b"*2\r\n$3\r\nabc\r\n:7\r\n+OK\r\n"
+    for cut in range(1, len(reply)):
+        ours, theirs = socket.socketpair()
+        theirs.sendall(reply[:cut])
+        sender = threading.Timer(0.01, theirs.sendall, (reply[cut:],))
+        sender.start()
+        reader = _reader(redis.Connection())
+        assert _exchange(ours, reader, b"x", 2) == [[b"abc", 7], b"OK"]
+        sender.join()
+        ours.close()
+        theirs.close()
+
+
+@pytest.mark.parametrize(
+    ("sent", "error", "message"),
+    [
+        (b":1\r\n:2\r\n", InvalidResponse, "unexpected bytes"),  # more than asked for
+        (b"?1\r\n", InvalidResponse, "Protocol error"),
+        (b"$5\r\nab", RedisConnectionError, "closed by server"),  # closed mid-reply
+        (b"", RedisTimeoutError, "Timeout"),  # nothing comes
+    ],
+    ids=["extra bytes", "unknown type", "closed", "silent"],
+)
+def test_a_broken_reply_raises_what_redis_py_raises(sent, error, message):
+    ours, theirs = socket.socketpair()
+    ours.settimeout(0.05)
+    theirs.sendall(sent)
+    if sent:
+        theirs.shutdown(socket.SHUT_WR)  # the server is done: our send still goes
+    with pytest.raises(error, match=message):
+        _exchange(ours, _reader(redis.Connection()), b"x", 1)
+    ours.close()
+    theirs.close()
+
+
+def test_socket_errors_become_redis_connection_errors():
+    ours, theirs = socket.socketpair()
+    theirs.close()
+    reader = _reader(redis.Connection())
+    with pytest.raises(RedisConnectionError, match="socket"):
+        for _ in range(100):  # the first sends may still fit in the buffer
+            _exchange(ours, reader, b"x" * 65536, 1)
+    ours.close()
+
+
+def test_a_send_that_times_out_raises_redis_timeout():
+    ours, theirs = socket.socketpair()
+    ours.settimeout(0.05)
+    with pytest.raises(RedisTimeoutError, match="Timeout"):
+        _exchange(ours, _reader(redis.Connection()), b"x" * 50_000_000, 1)  # nobody reads
+    ours.close()
+    theirs.close()
