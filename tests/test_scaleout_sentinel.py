@@ -169,6 +169,18 @@ def epoch_on(host, port):
     return redis.Redis(host=host, port=port).hgetall(caches["sentinel"].make_key(EPOCH_KEY))
 
 
+def test_sentinel_connections_keep_redis_py_s_own_read(topology, sentinel_cache):
+    # Sentinel's read turns READONLY (a demoted primary) into a reconnect to the new one.
+    from signalhooks.wire import _reads_own
+
+    invalidate(Entry, keys=["entry:{pk}"], cache="sentinel")
+    Entry.objects.create(title="a", slug="a")  # a flush: the thread now holds a connection
+    pool = sentinel_cache.client.get_client(write=True).connection_pool
+    held = pool.__dict__["_signalhooks_held"].lease.connection
+    assert type(held).__name__ == "SentinelManagedConnection"
+    assert not _reads_own(held)
+
+
 def test_sentinel_hits_after_a_failover_track_on_the_new_primary(topology, sentinel_cache):
     # A hit holds the numbers on a tracking connection to the primary. Demoting it, the
     # sentinel kills its clients: the next hit reconnects through the sentinel.
