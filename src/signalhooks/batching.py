@@ -10,11 +10,16 @@ rolled back (everything it collected came after that callback was registered, in
 the savepoint), so it is dropped and the next save starts a new one. A batch that
 began before a savepoint keeps what a rolled-back savepoint added: invalidating a
 little more is harmless, invalidating less would leave a stale cache.
+
+Database capture adds the transaction's own outbox rows to the same flush
+(:attr:`Batch.outbox`, :func:`collecting`): one round trip for what Python saw and what
+the triggers recorded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
@@ -25,11 +30,15 @@ from .invalidation import Invalidation, send
 class Batch:
     """The invalidations of one transaction on one database connection, per cache."""
 
-    __slots__ = ("by_cache", "callbacks", "connection")
+    __slots__ = ("by_cache", "callbacks", "connection", "outbox")
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         self.connection = connection
         self.by_cache: dict[str, Invalidation] = {}
+        #: Database capture: called at the flush, before sending, to add the outbox rows
+        #: of the transaction to ``by_cache``; what it returns is called with whether
+        #: everything was sent (to remove those rows). None in python mode.
+        self.outbox: Outbox | None = None
         connection.on_commit(self.flush)
         # Django replaces this list when a savepoint rolls back or the transaction
         # ends; while it is the same list, our callback is certainly still queued.
@@ -43,13 +52,24 @@ class Batch:
         held = self.connection.__dict__
         if held.get(_BATCH) is self:
             del held[_BATCH]
+        done = None if self.outbox is None else self.outbox(self.by_cache)
+        sent = True
         for alias, invalidation in self.by_cache.items():
-            send(alias, invalidation)
+            sent = send(alias, invalidation) and sent
+        if done is not None:
+            done(sent)
+
+
+#: See :attr:`Batch.outbox`.
+Outbox = Callable[[dict[str, Invalidation]], "Callable[[bool], None] | None"]
 
 
 #: The attribute of a database connection holding its batch: a dict look-up on every
 #: save, where a WeakKeyDictionary made a weak reference each time.
 _BATCH = "_signalhooks_batch"
+#: The attribute of a connection holding where :func:`queue` adds outside a transaction
+#: instead of sending (:func:`collecting`).
+_COLLECT = "_signalhooks_collect"
 
 
 def _current_batch(connection: BaseDatabaseWrapper, batch: Batch | None) -> Batch:
@@ -60,6 +80,24 @@ def _current_batch(connection: BaseDatabaseWrapper, batch: Batch | None) -> Batc
     # None yet, or its flush went with the rollback that undid everything it held.
     batch = connection.__dict__[_BATCH] = Batch(connection)
     return batch
+
+
+def current(connection: BaseDatabaseWrapper) -> Batch:
+    """Return the batch of ``connection``'s transaction in progress (inside ``atomic()``)."""
+    batch = connection.__dict__.get(_BATCH)
+    if batch is None or batch.callbacks is not connection.run_on_commit:
+        batch = _current_batch(connection, batch)
+    return batch
+
+
+@contextmanager
+def collecting(connection: BaseDatabaseWrapper, into: dict[str, Invalidation]) -> Iterator[None]:
+    """Make :func:`queue` add to ``into`` (per cache) outside a transaction, not send."""
+    connection.__dict__[_COLLECT] = into
+    try:
+        yield
+    finally:
+        del connection.__dict__[_COLLECT]
 
 
 def queue(
@@ -75,7 +113,16 @@ def queue(
     """
     connection = connection_of(using)
     if not connection.in_atomic_block:
-        send(alias, Invalidation(set(keys), set(tags), set(patterns)))
+        into = connection.__dict__.get(_COLLECT)
+        if into is None:
+            send(alias, Invalidation(set(keys), set(tags), set(patterns)))
+            return
+        pending = into.get(alias)
+        if pending is None:
+            pending = into[alias] = Invalidation()
+        pending.keys.update(keys)
+        pending.tags.update(tags)
+        pending.patterns.update(patterns)
         return
     batch = connection.__dict__.get(_BATCH)
     if batch is None or batch.callbacks is not connection.run_on_commit:
