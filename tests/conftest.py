@@ -4,9 +4,9 @@ import pytest
 
 from signalhooks.registry import registry
 
-# The fixture users get from the pytest11 entry point; the suite turns the entry point
-# off (-p no:signalhooks) and imports it here, after coverage has started.
-from signalhooks.testing import signalhooks_record  # noqa: F401
+# The fixture (and its hook) users get from the pytest11 entry point; the suite turns the
+# entry point off (-p no:signalhooks) and imports them here, after coverage has started.
+from signalhooks.testing import pytest_runtest_call, signalhooks_record  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,14 @@ from django.utils import timezone
 from signalhooks import counter, invalidate, post_save, recount, total, touch
 from signalhooks.checks import check_hooks
 from signalhooks.registry import registry
-from signalhooks.related import BATCH, Counter, Relation, finish_relations
+from signalhooks.related import (
+    BATCH,
+    Counter,
+    Relation,
+    can_return_from_update,
+    finish_relations,
+)
+from signalhooks.testing import record_signalhooks
 from tests.cacheapp.models import Entry
 from tests.relatedapp.models import (
     Content,
@@ -504,6 +511,61 @@ def test_counter_runs_the_parents_cache_rules(counters):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_autocommit_save_flushes_its_own_and_its_parents_rules_in_one_round_trip(
+    counters, round_trips, flushes
+):
+    invalidate(Post, keys=["post:{pk}"], tags=["posts"])
+    invalidate(Reply, keys=["reply:{post_id}:{text}"])
+    post = Post.objects.create()
+    cache = caches["default"]
+    cache.set(f"post:{post.pk}", "stale")
+    flushes.clear()
+    before = round_trips()
+    Reply.objects.create(post=post, text="hi")
+    assert round_trips() - before == 1
+    assert flushes == [
+        {
+            "cache": "default",
+            "keys": sorted([f"post:{post.pk}", f"reply:{post.pk}:hi"]),
+            "tags": ["posts"],
+            "patterns": [],
+        }
+    ]
+    assert cache.get(f"post:{post.pk}") is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_autocommit_save_whose_parent_has_two_rules_flushes_once(counters, round_trips, flushes):
+    invalidate(Post, keys=["post:{pk}"])
+    invalidate(Post, tags=["posts"])
+    post = Post.objects.create()
+    flushes.clear()
+    before = round_trips()
+    Reply.objects.create(post=post)  # one hook of its own: the counter's
+    assert round_trips() - before == 1
+    assert [(f["keys"], f["tags"]) for f in flushes] == [([f"post:{post.pk}"], ["posts"])]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_autocommit_save_whose_hook_raises_still_flushes(counters, flushes):
+    invalidate(Post, keys=["post:{pk}"])
+    invalidate(Reply, keys=["reply:{text}"])
+
+    @post_save(Reply)
+    def boom(**kwargs):
+        raise RuntimeError("boom")
+
+    post = Post.objects.create()
+    caches["default"].set(f"post:{post.pk}", "stale")
+    flushes.clear()
+    with pytest.raises(RuntimeError, match="boom"):
+        Reply.objects.create(post=post, text="hi")  # the row is written all the same
+    assert [f["keys"] for f in flushes] == [sorted([f"post:{post.pk}", "reply:hi"])]
+    assert caches["default"].get(f"post:{post.pk}") is None
+    assert Reply.objects.filter(text="hi").exists()
+
+
+@pytest.mark.django_db(transaction=True)
 def test_counter_cache_rule_declared_after_the_first_save_still_runs(counters):
     post = Post.objects.create()
     Reply.objects.create(post=post)  # the relation has worked out its plan
@@ -512,6 +574,66 @@ def test_counter_cache_rule_declared_after_the_first_save_still_runs(counters):
     cache.set(f"post:{post.pk}", "stale")
     Reply.objects.create(post=post)
     assert cache.get(f"post:{post.pk}") is None
+
+
+def _update_from_an_old_sqlite(monkeypatch):
+    """Make the connection say what an SQLite before 3.35 says: no UPDATE ... RETURNING."""
+    features = connection.features
+    # Django 6.0+ has a flag for UPDATE; Django 5.2 one for INSERT, from the same release.
+    flag = (
+        "can_return_rows_from_update"
+        if hasattr(features, "can_return_rows_from_update")
+        else "can_return_columns_from_insert"
+    )
+    monkeypatch.setattr(features, flag, False)
+
+
+@pytest.mark.parametrize("returning", [True, False], ids=["returning", "old-sqlite"])
+def test_counter_and_touch_read_the_parents_template_fields_back_in_the_update(
+    returning, monkeypatch
+):
+    counter(Reply, "post", "comment_count")
+    touch(Reply, "post", "updated_at")
+    invalidate(Post, keys=["post:{title}", "post:{pk}:{updated_at}"], tags=["t:{comment_count}"])
+    post = Post.objects.create(title="hello")
+    if not returning:
+        _update_from_an_old_sqlite(monkeypatch)
+    with record_signalhooks() as record:
+        with CaptureQueriesContext(connection) as queries:
+            Reply.objects.create(post=post)
+        post.refresh_from_db()
+        record.assert_invalidated(
+            keys=["post:hello", f"post:{post.pk}:{post.updated_at}"], tags=["t:1"]
+        )
+    sql = [q["sql"] for q in queries]
+    if returning:  # the INSERT and one UPDATE, as the README says
+        assert len(sql) == 2 and "RETURNING" in sql[1].split("SET")[1]
+    else:  # the INSERT, the UPDATE, a SELECT of the post's template fields
+        assert len(sql) == 3 and "RETURNING" not in sql[1] and sql[2].startswith("SELECT")
+    assert post.comment_count == 1
+
+
+def test_counter_moving_two_parents_reads_both_back(counters, django_assert_num_queries):
+    invalidate(Post, keys=["post:{title}"])
+    first, second = Post.objects.create(title="a"), Post.objects.create(title="b")
+    reply = Reply.objects.create(post=first, approved=True)
+    reply.post = second
+    with record_signalhooks() as record:
+        with django_assert_num_queries(3):  # UPDATE reply, UPDATE first, UPDATE second
+            reply.save()
+        record.assert_invalidated(keys=["post:a", "post:b"])
+
+
+def test_counter_parent_rule_on_an_ancestor_table_reads_it_with_a_select():
+    counter(Note, "page", "comment_count")  # Page.comment_count is Content's column
+    invalidate(Page, keys=["page:{title}"])
+    page = Page.objects.create(title="p")
+    with record_signalhooks() as record:
+        with CaptureQueriesContext(connection) as queries:
+            Note.objects.create(page=page)
+        record.assert_invalidated(keys=["page:p"])
+    assert queries[-1]["sql"].startswith("SELECT")
+    assert not any("RETURNING" in q["sql"] for q in queries[1:])
 
 
 def test_counter_parent_without_cache_rules_costs_no_select(counters):
@@ -614,7 +736,8 @@ def test_bulk_create_runs_the_parents_cache_rules_once(counters):
     with CaptureQueriesContext(connection) as queries, transaction.atomic():
         Reply.objects.bulk_create([Reply(post=p) for p in posts[:2] for _ in range(10)])
     selects = [q for q in queries if q["sql"].startswith("SELECT")]
-    assert len(selects) == 1  # the parents' rows for their rules, once
+    # The parents' rows for their rules: read back by their UPDATE, else once.
+    assert len(selects) == (0 if can_return_from_update(connection) else 1)
     assert [cache.get(f"post:{p.pk}") for p in posts] == [None, None, "stale"]
 
 

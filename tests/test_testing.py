@@ -11,6 +11,7 @@ from django.db import transaction
 from django.test import TestCase
 
 from signalhooks import counter, invalidate, observe, post_save
+from signalhooks.registry import registry
 from signalhooks.testing import CounterMove, Flush, record_signalhooks
 from tests.cacheapp.models import Entry
 from tests.relatedapp.models import Post, Reply
@@ -191,6 +192,81 @@ class RecordInATestCase(TestCase):
         with record_signalhooks() as record:
             Entry.objects.create(title="A", slug="a")
             record.assert_invalidated(tags=["entries"])
+
+
+class RecordAfterSetUpTestDataAndSetUp(TestCase):
+    """The transaction's batch was opened by setUpTestData and filled by setUp."""
+
+    @classmethod
+    def setUpClass(cls):
+        rules = registry.isolated()
+        rules.__enter__()
+        # Gone after the class, also when its set-up fails.
+        cls.addClassCleanup(rules.__exit__, None, None, None)
+        invalidate(Entry, keys=["entry:{slug}"])
+        super().setUpClass()
+
+    @classmethod
+    def setUpTestData(cls):
+        Entry.objects.create(title="Data", slug="data")
+
+    def setUp(self):
+        Entry.objects.create(title="Set up", slug="setup")
+
+    def test_record_holds_what_its_block_invalidated(self):
+        with record_signalhooks() as record:
+            record.assert_nothing_invalidated()
+            Entry.objects.create(title="A", slug="a")
+            record.assert_invalidated(keys=["entry:a"])
+            with pytest.raises(AssertionError, match="signalhooks invalidated: "):
+                record.assert_nothing_invalidated()
+        assert record.invalidated("keys") == {"entry:a"}
+
+    def test_record_read_only_at_the_end(self):
+        with record_signalhooks() as record:
+            Entry.objects.create(title="B", slug="b")
+        record.assert_invalidated(keys=["entry:b"])
+        record.assert_not_invalidated(keys=["entry:data", "entry:setup"])
+
+
+@pytest.fixture
+def entry_rule():
+    seen = []
+
+    invalidate(Entry, keys=["entry:{slug}"])
+    post_save(Entry)(lambda instance, **kwargs: seen.append(instance.slug))
+    return seen
+
+
+@pytest.fixture
+def entry(entry_rule):
+    return Entry.objects.create(title="Data", slug="data")
+
+
+def _record_holds_the_test_alone(record, seen):
+    assert seen == ["data"]  # the fixture saved its row
+    assert record.hooks == []  # ... before the test began
+    record.assert_nothing_invalidated()
+    Entry.objects.create(title="A", slug="a")
+    record.assert_invalidated(keys=["entry:a"])
+    record.assert_not_invalidated(keys=["entry:data"])
+    assert [run.kind for run in record.hooks] == ["rule", "hook"]
+    with pytest.raises(AssertionError, match="signalhooks invalidated: "):
+        record.assert_nothing_invalidated()
+
+
+def test_record_fixture_after_a_data_fixture(entry_rule, entry, signalhooks_record):
+    _record_holds_the_test_alone(signalhooks_record, entry_rule)
+
+
+def test_record_fixture_before_a_data_fixture(entry_rule, signalhooks_record, entry):
+    _record_holds_the_test_alone(signalhooks_record, entry_rule)
+
+
+def test_record_started_inside_a_transaction_with_a_batch(entry):
+    with record_signalhooks() as record:
+        Entry.objects.create(title="A", slug="a")
+    assert record.invalidated("keys") == {"entry:a"}
 
 
 def test_fixture_is_a_pytest_plugin_of_the_distribution():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from asyncio import _get_running_loop
+from collections.abc import Callable
 from typing import Any
 
 from django.db import connections
@@ -36,3 +37,32 @@ def connection(using: str) -> BaseDatabaseWrapper:
         if found is not None:
             return found
     return connections[using]
+
+
+#: ``connection.__dict__`` key, present while the hooks of one save made in autocommit
+#: run (:func:`as_one_save`): the callbacks to call once they are done.
+#: :func:`signalhooks.batching.queue` holds the save's invalidations back there, so the
+#: save sends one flush, as a transaction does at its commit.
+SAVE_END = "_signalhooks_save_end"
+
+
+def as_one_save(using: str, run: Callable[[], None]) -> None:
+    """Call ``run()``, then, in autocommit, the callbacks it left under ``SAVE_END``.
+
+    The callbacks run even when ``run()`` raised: in autocommit the rows it wrote
+    are committed. In a transaction (or inside an outer save's ``run()``) this is a
+    plain call: the transaction (or that save) gathers the work already.
+    """
+    found = connection(using)
+    held = found.__dict__
+    if found.in_atomic_block or SAVE_END in held:
+        run()
+        return
+    ending: list[Callable[[], None]] = []
+    held[SAVE_END] = ending
+    try:
+        run()
+    finally:
+        del held[SAVE_END]
+        for callback in ending:
+            callback()

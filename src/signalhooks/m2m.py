@@ -95,7 +95,7 @@ def relation_of(field: object) -> tuple[type[Model] | str, str]:
             f"@m2m_changed({model.__name__}.{other.name}): {label} is a "
             f"{type(other).__name__}, not a many-to-many field. Hook its changes with "
             f"@post_save({model.__name__}, changed={other.name!r}), or pass a many-to-many "
-            "descriptor such as Article.tags."
+            "descriptor (a ManyToManyField of either side, e.g. Post.tags)."
         )
     raise TypeError(
         f"@m2m_changed({field!r}): pass a many-to-many descriptor (Article.tags, or the "

@@ -30,6 +30,7 @@ from django.db.models import DEFERRED, Model, signals
 from django.dispatch import Signal
 
 from . import tracking
+from .db import as_one_save
 from .m2m import Relation
 from .observe import observers, run_hook
 from .tracking import EXTRA_FIELDS, LOADS, NO_CHANGES, Tracker, find_field
@@ -280,6 +281,7 @@ class ModelPlan:
         "throughs",
         "wraps",
         "post_save_single",
+        "one_save",
     )
 
     def __init__(self, model: type[Model]) -> None:
@@ -303,6 +305,9 @@ class ModelPlan:
         self.post_save_single: Hook | None = None
         #: What ``tracking.install`` was given for this class (``None``: nothing).
         self.wraps: tuple[Tracker | None, bool] | None = None
+        #: Several post_save hooks, a rule or a counter among them: in autocommit their
+        #: invalidations (the model's rules, its parents' through counters) make one flush.
+        self.one_save = False
 
     # Receivers. Django calls them with ``signal``, ``sender`` and the signal's
     # keyword arguments; they add ``changes`` and pass the lot on. The save receivers
@@ -413,6 +418,12 @@ class ModelPlan:
                 "changes": changes,
                 **extra,
             }
+            if self.one_save:
+                assert using is not None  # Django always sends it
+                as_one_save(
+                    using, partial(_run, hooks, kwargs, instance, created, _RUNNING_POST_SAVE)
+                )
+                return
             _run(hooks, kwargs, instance, created, _RUNNING_POST_SAVE)
             return
         if hook.changed and (
@@ -685,6 +696,7 @@ class Registry:
             setattr(plan, event.value, hooks)
         bulk = {h: None for hooks in by_event.values() for h in hooks if h.bulk is not None}
         plan.bulk = tuple(sorted(bulk, key=lambda h: h.sort_key))
+        plan.one_save = len(plan.post_save) > 1 and any(h.bulk is not None for h in plan.post_save)
         single = plan.post_save[0] if len(plan.post_save) == 1 else None
         plan.post_save_single = (
             single
@@ -810,9 +822,18 @@ class Registry:
         if not rows:
             return
         change = BulkChange(model=model, using=using, action=action, rows=rows)
-        for hook in self.bulk_hooks(model):
-            assert hook.bulk is not None
-            hook.bulk(change)
+        hooks = self.bulk_hooks(model)
+        if len(hooks) > 1:
+            # Several rules (a counter's parent, in autocommit): one flush for them all.
+            as_one_save(using, partial(_run_bulk, hooks, change))
+        else:
+            _run_bulk(hooks, change)
+
+
+def _run_bulk(hooks: tuple[Hook, ...], change: BulkChange) -> None:
+    for hook in hooks:
+        assert hook.bulk is not None
+        hook.bulk(change)
 
 
 def _concrete(model: type[Model]) -> type[Model]:

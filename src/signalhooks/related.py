@@ -198,6 +198,8 @@ class Plan:
         self.attributes = tuple(f.attname for f in [*fields.values(), *self.touches])
         #: ``shape -> (SQL, parameter template)``: see :meth:`_compile`.
         self._sql: dict[tuple[Any, ...], tuple[str, tuple[Any, ...] | None]] = {}
+        #: ``(using, the parent's bulk hooks) -> Returning | None``: see :meth:`_returning`.
+        self._returns: dict[tuple[str, tuple[Hook, ...]], Returning | None] = {}
 
     def _conditions(
         self, child: type[Model], counter: Counter | Total
@@ -274,16 +276,68 @@ class Plan:
         if observers:
             counters_moved(self.parent, groups)
         now = timezone.now()
+        # The parent's own bulk handlers (its cache rules) get the rows that changed,
+        # read back by the UPDATE itself where the database can (RETURNING).
+        bulk = registry.bulk_hooks(self.parent)
+        if conf.CAPTURE == "database":
+            # The triggers of signalhooks.capture wrote it in the child's own statement;
+            # the parent's cache rules still run here, on the parents' rows read back.
+            if bulk:
+                self.run_parent_bulk(using, [key for keys in groups.values() for key in keys])
+            return
+        returning = self._returning(using, bulk) if bulk else None
+        rows: list[dict[str, Any]] = []
         for change, keys in groups.items():
             if len(keys) <= BATCH:  # the common case: no batching to set up
-                self._write(using, change, keys, now)
+                self._write(using, change, keys, now, returning, rows)
                 continue
             for batch in _batches(keys):
-                self._write(using, change, batch, now)
-        if registry.bulk_hooks(self.parent):
-            # The parent's own bulk handlers (its cache rules): its rows changed.
+                self._write(using, change, batch, now, returning, rows)
+        if not bulk:
+            return
+        if returning is None:  # an ancestor's column, or no UPDATE ... RETURNING: SELECT
             keys = [key for keys in groups.values() for key in keys]
             self.run_parent_bulk(using, keys)
+        else:
+            registry.run_bulk(self.parent, using, "update", [(row, row) for row in rows])
+
+    def _returning(self, using: str, bulk: tuple[Hook, ...]) -> Returning | None:
+        """Return how the UPDATE reads back the columns ``bulk`` needs; None if it cannot."""
+        key = (using, bulk)
+        found = self._returns.get(key, _UNSEEN)
+        if found is _UNSEEN:
+            found = self._returns[key] = self._read_back(using)
+        return found  # type: ignore[no-any-return]
+
+    def _read_back(self, using: str) -> Returning | None:
+        connection = connection_of(using)
+        table = self.table
+        names = tuple(sorted(registry.bulk_fields(self.parent) | {"pk"}))
+        found = [table._meta.pk if n == "pk" else find_field(self.parent, n) for n in names]
+        fields: list[Field[Any, Any]] = [f for f in dict.fromkeys(found) if f is not None]
+        # The compiled UPDATE writes one table: it can return only that table's columns.
+        if not (
+            self.local
+            and None not in found
+            and all(f.model._meta.concrete_model is table for f in fields)
+            and can_return_from_update(connection)
+        ):
+            return None
+        cols = [f.get_col(table._meta.db_table) for f in fields]
+        return Returning(
+            sql=" RETURNING " + ", ".join(connection.ops.quote_name(str(f.column)) for f in fields),
+            names=tuple((n, fields.index(f)) for n, f in zip(names, found, strict=True)),  # type: ignore[arg-type]
+            converters=tuple(
+                tuple(
+                    (convert, col)
+                    for convert in [
+                        *connection.ops.get_db_converters(col),
+                        *col.get_db_converters(connection),
+                    ]
+                )
+                for col in cols
+            ),
+        )
 
     def run_parent_bulk(self, using: str, keys: Sequence[Any]) -> None:
         columns = sorted(registry.bulk_fields(self.parent) | {"pk"})
@@ -293,12 +347,14 @@ class Plan:
             registry.run_bulk(self.parent, using, "update", [(row, row) for row in rows])
 
     def _write(
-        self, using: str, change: tuple[tuple[str, Any], ...], keys: Sequence[Any], now: Any
+        self,
+        using: str,
+        change: tuple[tuple[str, Any], ...],
+        keys: Sequence[Any],
+        now: Any,
+        returning: Returning | None = None,
+        rows: list[dict[str, Any]] | None = None,
     ) -> None:
-        if conf.CAPTURE == "database":
-            # The triggers of signalhooks.capture wrote it in the child's own statement;
-            # the rest (parents in memory reloaded, their cache rules) stays as here.
-            return
         if not self.local:
             # A field of an ancestor table (multi-table inheritance): the ORM's update
             # finds the ancestor rows first, which one compiled statement cannot.
@@ -320,10 +376,12 @@ class Plan:
             else:  # a total: a Decimal or float adapted as its column wants
                 shape.append((name, False))
                 values.append(self.fields[name].get_db_prep_value(delta, connection))
+        if returning is not None:
+            shape.append(returning.sql)
         key = tuple(shape)
         compiled = self._sql.get(key)
         if compiled is None:
-            compiled = self._sql[key] = self._compile(using, change, len(keys))
+            compiled = self._sql[key] = self._compile(using, change, len(keys), returning)
         sql, template = compiled
         # prepared=True: ``now`` is already what a DateTimeField holds (an aware datetime,
         # a date for a DateField), only the backend's adaptation is left to do.
@@ -341,6 +399,9 @@ class Plan:
         try:
             with connection.cursor() as cursor:
                 cursor.execute(sql, params)
+                if returning is not None:
+                    assert rows is not None
+                    rows.extend(returning.rows(cursor.fetchall(), connection))
         except Exception:
             # What transaction.mark_for_rollback_on_error() does, without a generator
             # on the path of every save: the failed UPDATE dooms the outer transaction.
@@ -369,7 +430,11 @@ class Plan:
         return updates
 
     def _compile(
-        self, using: str, change: tuple[tuple[str, Any], ...], count: int
+        self,
+        using: str,
+        change: tuple[tuple[str, Any], ...],
+        count: int,
+        returning: Returning | None = None,
     ) -> tuple[str, tuple[Any, ...] | None]:
         """Compile the UPDATE of ``change`` for ``count`` parents through Django's compiler.
 
@@ -385,6 +450,8 @@ class Plan:
         # Distinct stand-ins for the keys: Django drops repeated values from IN (...).
         query.add_q(Q(**{f"{self.target.attname}__in": range(1, count + 1)}))
         sql, params = query.get_compiler(using).as_sql()
+        if returning is not None:
+            sql += returning.sql
         template = tuple(p.index if isinstance(p, Slot) else (p,) for p in params[:-count])
         # None: the parameters are the values in order (no constants of Django's own).
         return sql, None if template == tuple(range(len(template))) else template
@@ -831,6 +898,51 @@ class Relation:
         for hook in hooks:
             registry.add(hook)
         return hooks
+
+
+def can_return_from_update(connection: BaseDatabaseWrapper) -> bool:
+    """Return whether ``UPDATE ... RETURNING`` works on ``connection``.
+
+    PostgreSQL, and SQLite from 3.35 (Django 5.2 says so for INSERT, whose RETURNING
+    came in the same release; Django 6.0+ has a flag for UPDATE). Oracle's RETURNING
+    needs INTO; MySQL and MariaDB have none for UPDATE.
+    """
+    features = connection.features
+    return connection.vendor in ("postgresql", "sqlite") and bool(
+        getattr(features, "can_return_rows_from_update", features.can_return_columns_from_insert)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Returning:
+    """How a parent UPDATE reads back the columns its bulk handlers need, in one statement."""
+
+    #: `` RETURNING col, ...``, appended to the compiled UPDATE.
+    sql: str
+    #: ``(name, index of its column)``: the keys of each row, as ``values(*names)`` has them.
+    names: tuple[tuple[str, int], ...]
+    #: Per column, the ``(converter, column)`` pairs that make a Python value of it.
+    converters: tuple[tuple[tuple[Any, Any], ...], ...]
+
+    def rows(
+        self, fetched: Iterable[Sequence[Any]], connection: BaseDatabaseWrapper
+    ) -> list[dict[str, Any]]:
+        """Return ``fetched`` as the rows ``values()`` would give."""
+
+        def convert(value: Any, step: tuple[Any, Any]) -> Any:
+            return step[0](value, step[1], connection)
+
+        converted = [
+            [
+                reduce(convert, steps, value)
+                for value, steps in zip(row, self.converters, strict=True)
+            ]
+            for row in fetched
+        ]
+        return [{name: row[index] for name, index in self.names} for row in converted]
+
+
+_UNSEEN: Any = object()
 
 
 class Slot(Expression):

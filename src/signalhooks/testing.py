@@ -7,12 +7,14 @@ that never comes. :func:`record_signalhooks` (a context manager) and the
 record the hooks that ran, the keys, tags and patterns invalidated, the counters moved
 and the welcome mails queued::
 
-    def test_comment(signalhooks_record):
+    def test_comment(db, signalhooks_record, post):
         Comment.objects.create(post=post, body="hi")
         signalhooks_record.assert_invalidated(keys=[f"post:{post.slug}"], tags=["posts"])
         signalhooks_record.assert_counter_moved(post, "comment_count", by=1)
 
 The fixture comes with signalhooks (a ``pytest11`` entry point); nothing to configure.
+A record holds what its block (the test function, for the fixture) did, whenever the
+transaction's batch of invalidations was opened and whatever the order of fixtures.
 """
 
 from __future__ import annotations
@@ -119,8 +121,27 @@ class SignalhooksRecord:
     def clear(self) -> None:
         """Run pending on-commit work, then forget everything recorded so far."""
         self.run_on_commit()
+        self._forget()
+
+    def _forget(self) -> None:
         for records in (self._hooks, self._flushes, self._failed, self._counters, self._mails):
             records.clear()
+
+    def _start(self) -> None:
+        """Record from now on: forget what came before and leave its on-commit work alone.
+
+        The transaction's invalidation batch may have been opened before (by a
+        ``setUpTestData``, a ``setUp``, a fixture): its callback is queued before the
+        record's first one and never runs here, so the block's invalidations go to a
+        batch of their own, whose callback the record runs.
+        """
+        from django.db import connections
+
+        from .batching import detach
+
+        self._forget()
+        detach(self.using)
+        self._next_callback = len(connections[self.using].run_on_commit)
 
     def run_on_commit(self) -> int:
         """Run the on-commit callbacks queued since the last call; return how many ran.
@@ -305,12 +326,10 @@ def record_signalhooks(*, using: str = "default") -> Iterator[SignalhooksRecord]
     property and assertion) and when the block ends. Outside a transaction they
     run at once, as always.
     """
-    from django.db import connections
-
     from .invalidation import cache_invalidated
 
     record = SignalhooksRecord(using=using)
-    record._next_callback = len(connections[using].run_on_commit)
+    record._start()
     uid = f"signalhooks.testing.{id(record)}"
     cache_invalidated.connect(record.flushed, weak=False, dispatch_uid=uid)
     observe.add(record)
@@ -327,9 +346,23 @@ try:
 except ImportError:  # pragma: no cover - the context manager works without pytest
     pass
 else:
+    _RECORD = pytest.StashKey[SignalhooksRecord]()
 
     @pytest.fixture
-    def signalhooks_record() -> Iterator[SignalhooksRecord]:
-        """Record what signalhooks does in the test; run on-commit work when asked."""
+    def signalhooks_record(request: pytest.FixtureRequest) -> Iterator[SignalhooksRecord]:
+        """Record what signalhooks does in the test; run on-commit work when asked.
+
+        The record holds what the test function did, whatever the order of its
+        fixtures: what fixtures set up after this one did is forgotten when the test
+        starts (:func:`pytest_runtest_call`).
+        """
         with record_signalhooks() as record:
+            request.node.stash[_RECORD] = record
             yield record
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(item: pytest.Item) -> None:
+        """Start the test's record afresh once every fixture is set up."""
+        record = item.stash.get(_RECORD, None)
+        if record is not None:
+            record._start()
