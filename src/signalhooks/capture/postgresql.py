@@ -125,6 +125,10 @@ OUTBOX_TABLE = (
     "CREATE TABLE IF NOT EXISTS signalhooks_outbox (id bigserial PRIMARY KEY, "
     "model text NOT NULL, old jsonb, new jsonb, "
     "pid integer NOT NULL DEFAULT pg_backend_pid(), attempts integer NOT NULL DEFAULT 0)",
+    # An outbox made before these columns existed gets them.
+    "ALTER TABLE signalhooks_outbox "
+    "ADD COLUMN IF NOT EXISTS pid integer NOT NULL DEFAULT pg_backend_pid(), "
+    "ADD COLUMN IF NOT EXISTS attempts integer NOT NULL DEFAULT 0",
     "CREATE INDEX IF NOT EXISTS signalhooks_outbox_pid ON signalhooks_outbox (pid, id)",
 )
 #: No mark to read before a write: a session's own rows carry its backend's pid, and a
