@@ -17,7 +17,7 @@ from redis.exceptions import InvalidResponse, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from signalhooks.wire import Packed, Pipeline, _send, key_maker, pack, pack_text, read_replies
+from signalhooks.wire import Pipeline, _exchange, _reader, key_maker, pack
 from tests.redis_counting import CountingConnection
 
 
@@ -26,12 +26,16 @@ def redis_pack(args, encoding="utf-8"):
     return b"".join(PythonRespSerializer(6000, encode).pack(*args))
 
 
-@pytest.mark.parametrize("encoding", ["utf-8", "latin-1", "utf_8"])
-@pytest.mark.parametrize("name", ["k:1", "clé:ü"], ids=["ascii", "not ascii"])
-def test_pack_is_what_redis_py_sends(encoding, name):
+@pytest.mark.parametrize(
+    ("encoding", "errors"),
+    [("utf-8", "strict"), ("utf_8", "strict"), ("latin-1", "strict"), ("utf-8", "replace")],
+)
+@pytest.mark.parametrize("name", ["k:1", "clé:ü", "x" * 10_000], ids=["ascii", "not ascii", "long"])
+def test_pack_is_what_redis_py_sends_in_one_buffer(encoding, errors, name):
     commands = [("EVALSHA", "ab" * 20, "2", name, "k:2", "0"), ("WAIT", "1", "100")]
+    connection = redis.Connection(encoding=encoding, encoding_errors=errors)
     expected = b"".join(redis_pack(args, encoding) for args in commands)
-    assert pack(commands, encoding) == expected
+    assert pack(connection, commands) == (expected,)
 
 
 def test_pipeline_sends_in_one_write_and_returns_the_replies():
@@ -211,8 +215,13 @@ def test_a_forked_child_flushes_on_a_connection_of_its_own(own_server):
     client.close()
 
 
-def test_a_flush_after_a_server_restart_reconnects_without_a_retry(own_server):
-    client = redis.Redis.from_url(own_server.url, retry=Retry(NoBackoff(), 0))
+@pytest.mark.parametrize("health_check_interval", [0, 3600], ids=["own read", "redis-py read"])
+def test_a_flush_after_a_server_restart_reconnects_without_a_retry(
+    own_server, health_check_interval
+):
+    client = redis.Redis.from_url(
+        own_server.url, retry=Retry(NoBackoff(), 0), health_check_interval=health_check_interval
+    )
     before = client_id(client)
     own_server.kill()
     own_server.start()  # same port; the held socket was closed by the old server
@@ -305,153 +314,27 @@ def test_a_failed_flush_on_a_blocking_pool_gives_its_connection_back(own_server)
     client.close()
 
 
-# -- reading replies off the socket ------------------------------------------------------
-
-
-def raw_connection(server, protocol=2):
-    """An open socket to ``server`` speaking RESP ``protocol``, and its parse_error."""
-    connection = redis.Connection(host="127.0.0.1", port=server.port, protocol=protocol)
-    connection.connect()
-    return connection, connection._sock, connection._parser.parse_error
-
-
-def ask(sock, parse_error, *commands):
-    sock.sendall(pack([tuple(c) for c in commands]))
-    return read_replies(sock, len(commands), parse_error)
-
-
-@pytest.fixture
-def debug_server():
-    from tests.redis_server import RedisServer
-
-    server = RedisServer(options=("--enable-debug-command", "yes")).start()
-    yield server
-    server.stop()
-
-
-def test_every_resp3_reply_type_of_a_real_server(debug_server):
-    connection, sock, parse_error = raw_connection(debug_server, protocol=3)
-    kinds = ["string", "integer", "double", "bignum", "null", "array", "set", "map"]
-    kinds += ["verbatim", "true", "false"]
-    replies = ask(sock, parse_error, *(("DEBUG", "PROTOCOL", kind) for kind in kinds))
-    assert dict(zip(kinds, replies, strict=True)) == {
-        "string": b"Hello World",
-        "integer": 12345,
-        "double": 3.141,
-        "bignum": 1234567999999999999999999999999999999,
-        "null": None,
-        "array": [0, 1, 2],
-        "set": [0, 1, 2],
-        "map": {0: False, 1: True, 2: False},
-        "verbatim": b"This is a verbatim\nstring",
-        "true": True,
-        "false": False,
-    }
-    # A push message is no reply: skipped (the server sends a reply after it). Attributes
-    # are refused (the flush then disconnects).
-    assert ask(sock, parse_error, ("DEBUG", "PROTOCOL", "push"), ("PING",)) == [
-        b"Some real reply following the push reply",
-        b"PONG",
-    ]
-    with pytest.raises(InvalidResponse, match="'\\|'"):
-        ask(sock, parse_error, ("DEBUG", "PROTOCOL", "attrib"))
-    connection.disconnect()
-
-
-def test_resp2_replies_errors_and_nils_of_a_real_server(own_server):
-    connection, sock, parse_error = raw_connection(own_server)
-    replies = ask(
-        sock,
-        parse_error,
-        ("SET", "r:a", "1"),
-        ("EVAL", "return {1, {'x', false}, redis.call('GET', 'r:a')}", "0"),
-        ("GET", "r:none"),
-        ("EVALSHA", "0" * 40, "0"),
-        ("BLPOP", "r:empty", "0.01"),  # *-1: a nil array
-    )
-    assert replies[:3] == [b"OK", [1, [b"x", None], b"1"], None]
-    assert isinstance(replies[3], NoScriptError)  # redis-py's class for the error
-    assert replies[4] is None
-    connection.disconnect()
+# -- replies, read by redis-py's connection ---------------------------------------------
 
 
 def test_a_reply_longer_than_one_read_is_read_whole(own_server):
-    connection, sock, parse_error = raw_connection(own_server)
+    client = redis.Redis.from_url(own_server.url)
     big = "x" * 300_000
-    assert ask(sock, parse_error, ("SET", "r:big", big), ("GET", "r:big")) == [b"OK", big.encode()]
-    connection.disconnect()
+    pipeline = Pipeline(client)
+    pipeline.execute_command("SET", "r:big", big)
+    pipeline.execute_command("GET", "r:big")
+    assert pipeline.execute() == [b"OK", big.encode()]
+    client.close()
 
 
-def test_replies_split_at_any_byte_are_read_whole():
-    reply = b"*2\r\n$3\r\nabc\r\n:7\r\n+OK\r\n"
-    for cut in range(1, len(reply)):
-        ours, theirs = socket.socketpair()
-        theirs.sendall(reply[:cut])
-        sender = threading.Timer(0.01, theirs.sendall, (reply[cut:],))
-        sender.start()
-        assert read_replies(ours, 2, ResponseError) == [[b"abc", 7], b"OK"]
-        sender.join()
-        ours.close()
-        theirs.close()
-
-
-@pytest.mark.parametrize(
-    ("sent", "error", "message"),
-    [
-        (b":1\r\n:2\r\n", InvalidResponse, "4 unexpected byte"),  # more than asked for
-        (b"?1\r\n", InvalidResponse, "reply type byte"),
-        (b"$5\r\nab", RedisConnectionError, "closed by server"),  # closed mid-reply
-        (b"", RedisTimeoutError, "Timeout reading"),  # nothing comes
-    ],
-    ids=["extra bytes", "unknown type", "closed", "silent"],
-)
-def test_a_broken_reply_raises_what_redis_py_raises(sent, error, message):
-    ours, theirs = socket.socketpair()
-    ours.settimeout(0.05)
-    theirs.sendall(sent)
-    if sent:
-        theirs.close()
-    with pytest.raises(error, match=message):
-        read_replies(ours, 1, ResponseError)
-    ours.close()
-    theirs.close()
-
-
-def test_socket_errors_become_redis_connection_errors():
-    ours, theirs = socket.socketpair()
-    theirs.close()
-    with pytest.raises(RedisConnectionError, match="writing"):
-        for _ in range(100):  # the first sends may still fit in the buffer
-            _send(ours, b"x" * 65536)
-    ours.close()
-    with pytest.raises(RedisConnectionError, match="reading"):
-        read_replies(ours, 1, ResponseError)
-
-
-def test_a_send_that_times_out_raises_redis_timeout():
-    ours, theirs = socket.socketpair()
-    ours.settimeout(0.05)
-    with pytest.raises(RedisTimeoutError, match="writing"):
-        _send(ours, b"x" * 50_000_000)  # nobody reads: the buffer fills
-    ours.close()
-    theirs.close()
-
-
-def test_packed_text_is_used_only_when_it_is_ascii():
-    args = ("DEL", "k:1")
-    assert pack([Packed(args, pack_text(args))]) == redis_pack(args)
-    wrong = Packed(("DEL", "clé"), pack_text(("DEL", "clé")))  # str lengths: wrong bytes
-    assert pack([wrong]) == redis_pack(("DEL", "clé"))
-    assert pack([Packed(args, None)]) == redis_pack(args)  # no text: packed here
-
-
-def test_a_bulk_error_reply_is_redis_py_s_error_class():
-    ours, theirs = socket.socketpair()
-    theirs.sendall(b"!23\r\nNOSCRIPT No such script\r\n")
-    (error,) = read_replies(ours, 1, redis.connection.Connection()._parser.parse_error)
-    assert isinstance(error, NoScriptError)
-    ours.close()
-    theirs.close()
+def test_a_missing_script_is_redis_py_s_error_class(own_server):
+    client = redis.Redis.from_url(own_server.url)
+    pipeline = Pipeline(client)
+    pipeline.execute_command("EVALSHA", "0" * 40, "0")
+    pipeline.execute_command("GET", "r:none")
+    with pytest.raises(NoScriptError):
+        pipeline.execute()
+    client.close()
 
 
 def test_a_pool_used_per_flush_also_reads_every_reply_before_raising(own_server):
@@ -465,3 +348,88 @@ def test_a_pool_used_per_flush_also_reads_every_reply_before_raising(own_server)
         pipeline.execute()
     assert client.get("wire:after") == b"ran"  # the pool's one connection, in step
     client.close()
+
+
+# -- the hot path's round trip: hiredis reads, the flush moves the bytes ------------------
+
+
+def raw_connection(server, protocol=2):
+    """An open connection to ``server`` speaking RESP ``protocol``, and its hiredis reader."""
+    connection = redis.Connection(host="127.0.0.1", port=server.port, protocol=protocol)
+    connection.connect()
+    return connection, _reader(connection)
+
+
+@pytest.fixture
+def debug_server():
+    from tests.redis_server import RedisServer
+
+    server = RedisServer(options=("--enable-debug-command", "yes")).start()
+    yield server
+    server.stop()
+
+
+def test_a_push_message_is_no_reply_and_errors_are_redis_py_s_classes(debug_server):
+    connection, reader = raw_connection(debug_server, protocol=3)
+    commands = [("DEBUG", "PROTOCOL", "push"), ("EVALSHA", "0" * 40, "0"), ("PING",)]
+    sock = connection._sock
+    replies = _exchange(sock, reader, pack(connection, commands)[0], 3)
+    assert replies[0] == b"Some real reply following the push reply"
+    assert isinstance(replies[1], NoScriptError)
+    assert replies[2] == b"PONG"
+    connection.disconnect()
+
+
+def test_replies_split_at_any_byte_are_read_whole():
+    reply = b"*2\r\n$3\r\nabc\r\n:7\r\n+OK\r\n"
+    for cut in range(1, len(reply)):
+        ours, theirs = socket.socketpair()
+        theirs.sendall(reply[:cut])
+        sender = threading.Timer(0.01, theirs.sendall, (reply[cut:],))
+        sender.start()
+        reader = _reader(redis.Connection())
+        assert _exchange(ours, reader, b"x", 2) == [[b"abc", 7], b"OK"]
+        sender.join()
+        ours.close()
+        theirs.close()
+
+
+@pytest.mark.parametrize(
+    ("sent", "error", "message"),
+    [
+        (b":1\r\n:2\r\n", InvalidResponse, "unexpected bytes"),  # more than asked for
+        (b"?1\r\n", InvalidResponse, "Protocol error"),
+        (b"$5\r\nab", RedisConnectionError, "closed by server"),  # closed mid-reply
+        (b"", RedisTimeoutError, "Timeout"),  # nothing comes
+    ],
+    ids=["extra bytes", "unknown type", "closed", "silent"],
+)
+def test_a_broken_reply_raises_what_redis_py_raises(sent, error, message):
+    ours, theirs = socket.socketpair()
+    ours.settimeout(0.05)
+    theirs.sendall(sent)
+    if sent:
+        theirs.shutdown(socket.SHUT_WR)  # the server is done: our send still goes
+    with pytest.raises(error, match=message):
+        _exchange(ours, _reader(redis.Connection()), b"x", 1)
+    ours.close()
+    theirs.close()
+
+
+def test_socket_errors_become_redis_connection_errors():
+    ours, theirs = socket.socketpair()
+    theirs.close()
+    reader = _reader(redis.Connection())
+    with pytest.raises(RedisConnectionError, match="socket"):
+        for _ in range(100):  # the first sends may still fit in the buffer
+            _exchange(ours, reader, b"x" * 65536, 1)
+    ours.close()
+
+
+def test_a_send_that_times_out_raises_redis_timeout():
+    ours, theirs = socket.socketpair()
+    ours.settimeout(0.05)
+    with pytest.raises(RedisTimeoutError, match="Timeout"):
+        _exchange(ours, _reader(redis.Connection()), b"x" * 50_000_000, 1)  # nobody reads
+    ours.close()
+    theirs.close()

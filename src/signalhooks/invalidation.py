@@ -40,7 +40,7 @@ from .conf import conf
 from .epoch import EPOCH_KEY, EPOCH_LUA, bump_generic, generic_epoch
 from .observe import flush_failed, observers
 from .scripts import Script
-from .wire import Packed, Pipeline, key_maker, key_prefix, pack_arguments
+from .wire import Pipeline, key_maker, key_prefix
 
 logger = logging.getLogger("signalhooks")
 
@@ -188,12 +188,8 @@ class _RedisTarget:
     #: What the flush script puts before each key name to make its cache key ("" when
     #: the flush sends made keys: a client or key function of its own).
     key_prefix: str
-    #: The flush call's first arguments and their protocol text (with the array
-    #: header of the whole call), by SHA and with the script's text.
-    heads: tuple[_Head, _Head]
-
-
-_Head = tuple[tuple[str, ...], str]
+    #: The flush call's first arguments, by SHA and with the script's text.
+    heads: tuple[tuple[str, ...], tuple[str, ...]]
 
 
 def _redis_target(backend: Any) -> _RedisTarget | None:
@@ -205,9 +201,8 @@ def _redis_target(backend: Any) -> _RedisTarget | None:
     prefix = key_prefix(client) or ""
     tag_prefix = prefix and prefix + _TAG_PREFIX
 
-    def head(*call: str) -> _Head:
-        args = (*call, "1", epoch, prefix, tag_prefix)
-        return args, f"*{_FLUSH_ARGC}\r\n{pack_arguments(args)}"
+    def head(*call: str) -> tuple[str, ...]:
+        return (*call, "1", epoch, prefix, tag_prefix)
 
     heads = (head("EVALSHA", _FLUSH.sha), head("EVAL", _FLUSH.text))
     return _RedisTarget(client, client.get_client(write=True), make_key, epoch, prefix, heads)
@@ -282,31 +277,24 @@ end
 if #doomed > 0 then redis.call('DEL', unpack(doomed)) end
 """
 )
-#: Arguments of a flush call with joined lists: EVALSHA, sha, 1, epoch, 2 prefixes, 6 more.
-_FLUSH_ARGC = 12
 
 
 def _flush_call(
     target: _RedisTarget, by_sha: bool, start: str, tags: Collection[str], keys: Collection[str]
-) -> Packed:
+) -> tuple[str, ...]:
     """Return one call of the flush script for ``tags`` and ``keys`` (names, not keys)."""
     if not target.key_prefix:
         make_key = target.make_key
         tags = [make_key(f"{_TAG_PREFIX}{tag}") for tag in tags]
         keys = [make_key(key) for key in keys]
-    head, head_text = target.heads[not by_sha]
+    head = target.heads[not by_sha]
     ntags, nkeys = str(len(tags)), str(len(keys))
     tag_list, key_list = "\0".join(tags), "\0".join(keys)
     # As many NULs as separators? ((n or 1) - 1 is n - 1, or 0 for an empty list.)
     if tag_list.count("\0") + key_list.count("\0") != (len(tags) or 1) + (len(keys) or 1) - 2:
         # A name holds a NUL itself: one argument per name instead.
-        return Packed((*head, start, "", ntags, nkeys, *tags, *keys), None)
-    return Packed(
-        (*head, start, "\0", ntags, nkeys, tag_list, key_list),
-        f"{head_text}$1\r\n{start}\r\n$1\r\n\0\r\n${len(ntags)}\r\n{ntags}\r\n"
-        f"${len(nkeys)}\r\n{nkeys}\r\n${len(tag_list)}\r\n{tag_list}\r\n"
-        f"${len(key_list)}\r\n{key_list}\r\n",
-    )
+        return (*head, start, "", ntags, nkeys, *tags, *keys)
+    return (*head, start, "\0", ntags, nkeys, tag_list, key_list)
 
 
 #: One SCAN page per pattern, deleting the keys it finds. ARGV: COUNT, then (cursor,
@@ -380,7 +368,7 @@ def _send_django_redis(target: _RedisTarget, invalidation: Invalidation, new_epo
             start = "1" if new_epoch else "0"
             first_tags: Collection[str] = tags
             for chunk in _chunks(keys):
-                pipeline.execute_packed(_flush_call(target, by_sha, start, first_tags, chunk))
+                pipeline.execute_command(*_flush_call(target, by_sha, start, first_tags, chunk))
                 start, first_tags = "0", ()
         if scans:
             _SCAN_DELETE.queue(pipeline, (), [count, *_scan_args(scans)], by_sha=by_sha)
