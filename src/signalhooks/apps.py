@@ -18,10 +18,12 @@ class SignalHooksConfig(AppConfig):
         from .related import finish_relations
 
         checks.register(signalhooks_checks.check_hooks)
-        # Database capture: its checks, and its triggers installed by migrate.
+        # Database capture: its checks, its triggers installed by migrate, and the
+        # execute wrapper by which a process delivers its own transactions' outbox rows.
         from django.db.models.signals import post_migrate
 
         from .capture import checks as capture_checks
+        from .capture import own  # noqa: F401  (connects: each connection's execute wrapper)
         from .capture.install import on_post_migrate
 
         checks.register(capture_checks.check_capture)
