@@ -146,9 +146,10 @@ def test_follow_waits_for_more_and_skips_rules_that_went(outbox):
                 "INSERT INTO signalhooks_outbox (model, old, new) "
                 "VALUES ('relatedapp.Topic', NULL, '{\"id\": 1}')"
             )
-    out = follow("--rounds", "1", "--interval", "0.01")
-    assert "2 change(s) delivered" in out
+    # The committing process delivered both rows itself (the Topic one: nothing to send).
     assert outbox_rows() == 0
+    out = follow("--rounds", "1", "--interval", "0.01")
+    assert "0 change(s) delivered" in out
     # In python mode the counters' bulk handlers would write what the triggers wrote.
     python = override_settings(SIGNALHOOKS={"CAPTURE": "python"})
     with python, pytest.raises(CommandError, match=r'needs SIGNALHOOKS\["CAPTURE"\]'):

@@ -8,6 +8,7 @@ from django.utils.module_loading import autodiscover_modules
 from . import checks as signalhooks_checks
 from .cache import finish_rules
 from .capture import checks as capture_checks
+from .capture import own  # noqa: F401 - connects each connection's execute wrapper
 from .capture.install import on_post_migrate
 from .conf import conf
 from .registry import registry
@@ -26,7 +27,9 @@ class SignalHooksConfig(AppConfig):
         from . import welcome
 
         checks.register(signalhooks_checks.check_hooks)
-        # Database capture: its checks, and its triggers installed by migrate.
+        # Database capture: its checks, its triggers installed by migrate, and (imported
+        # above: `own` connects each connection's execute wrapper) the delivery of a
+        # process's own transactions' outbox rows.
         checks.register(capture_checks.check_capture)
         checks.register(capture_checks.check_triggers, checks.Tags.database)
         post_migrate.connect(

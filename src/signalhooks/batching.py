@@ -10,11 +10,16 @@ rolled back (everything it collected came after that callback was registered, in
 the savepoint), so it is dropped and the next save starts a new one. A batch that
 began before a savepoint keeps what a rolled-back savepoint added: invalidating a
 little more is harmless, invalidating less would leave a stale cache.
+
+Database capture adds the transaction's own outbox rows to the same flush
+(:attr:`Batch.outbox`, :func:`collecting`): one round trip for what Python saw and what
+the triggers recorded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
@@ -31,11 +36,15 @@ class Batch:
     its hooks are done (:func:`signalhooks.db.as_one_save`).
     """
 
-    __slots__ = ("by_cache", "callbacks", "connection", "held")
+    __slots__ = ("by_cache", "callbacks", "connection", "held", "outbox")
 
     def __init__(self, connection: BaseDatabaseWrapper, held: str = "") -> None:
         self.connection = connection
         self.by_cache: dict[str, Invalidation] = {}
+        #: Database capture: called at the flush, before sending, to add the outbox rows
+        #: of the transaction to ``by_cache``; what it returns is called with whether
+        #: everything was sent (to remove those rows). None in python mode.
+        self.outbox: Outbox | None = None
         self.held = held or _BATCH
         connection.__dict__[self.held] = self
         if held:
@@ -54,8 +63,16 @@ class Batch:
         held = self.connection.__dict__
         if held.get(self.held) is self:
             del held[self.held]
+        done = None if self.outbox is None else self.outbox(self.by_cache)
+        sent = True
         for alias, invalidation in self.by_cache.items():
-            send(alias, invalidation)
+            sent = send(alias, invalidation) and sent
+        if done is not None:
+            done(sent)
+
+
+#: See :attr:`Batch.outbox`.
+Outbox = Callable[[dict[str, Invalidation]], "Callable[[bool], None] | None"]
 
 
 #: The attribute of a database connection holding its batch: a dict look-up on every
@@ -63,6 +80,9 @@ class Batch:
 _BATCH = "_signalhooks_batch"
 #: The attribute holding the batch of the save in autocommit whose hooks are running.
 _SAVE_BATCH = "_signalhooks_save_batch"
+#: The attribute of a connection holding where :func:`queue` adds outside a transaction
+#: instead of sending (:func:`collecting`).
+_COLLECT = "_signalhooks_collect"
 
 
 def _current_batch(connection: BaseDatabaseWrapper, batch: Batch | None) -> Batch:
@@ -85,6 +105,24 @@ def detach(using: str) -> None:
     connection_of(using).__dict__.pop(_BATCH, None)
 
 
+def current(connection: BaseDatabaseWrapper) -> Batch:
+    """Return the batch of ``connection``'s transaction in progress (inside ``atomic()``)."""
+    batch = connection.__dict__.get(_BATCH)
+    if batch is None or batch.callbacks is not connection.run_on_commit:
+        batch = _current_batch(connection, batch)
+    return batch
+
+
+@contextmanager
+def collecting(connection: BaseDatabaseWrapper, into: dict[str, Invalidation]) -> Iterator[None]:
+    """Make :func:`queue` add to ``into`` (per cache) outside a transaction, not send."""
+    connection.__dict__[_COLLECT] = into
+    try:
+        yield
+    finally:
+        del connection.__dict__[_COLLECT]
+
+
 def queue(
     using: str,
     alias: str,
@@ -99,6 +137,15 @@ def queue(
     connection = connection_of(using)
     held = connection.__dict__
     if not connection.in_atomic_block:
+        into = held.get(_COLLECT)
+        if into is not None:  # database capture delivering its outbox rows
+            pending = into.get(alias)
+            if pending is None:
+                pending = into[alias] = Invalidation()
+            pending.keys.update(keys)
+            pending.tags.update(tags)
+            pending.patterns.update(patterns)
+            return
         if SAVE_END not in held:
             send(alias, Invalidation(set(keys), set(tags), set(patterns)))
             return

@@ -109,7 +109,8 @@ def install_on(connection: BaseDatabaseWrapper) -> list[State]:
     changes = []
     with transaction.atomic(connection.alias), connection.cursor() as cursor:
         if any(t.event.endswith(":outbox") for t in wanted.values()):
-            cursor.execute(module.OUTBOX_TABLE)
+            for statement in module.OUTBOX_TABLE:
+                cursor.execute(statement)
         for state in status_of(connection):
             if state.state == "outdated":
                 for statement in module.drop(connection, state.table, state.name):

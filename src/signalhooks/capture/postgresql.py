@@ -119,10 +119,25 @@ def drop(connection: BaseDatabaseWrapper, table: str, name: str) -> tuple[str, .
     )
 
 
-#: The transactional outbox: what rows the rules' templates need, old and new.
+#: The transactional outbox: what rows the rules' templates need, old and new, the
+#: backend (session) that wrote them, and how many deliveries of the row failed.
 OUTBOX_TABLE = (
     "CREATE TABLE IF NOT EXISTS signalhooks_outbox (id bigserial PRIMARY KEY, "
-    "model text NOT NULL, old jsonb, new jsonb)"
+    "model text NOT NULL, old jsonb, new jsonb, "
+    "pid integer NOT NULL DEFAULT pg_backend_pid(), attempts integer NOT NULL DEFAULT 0)",
+    # An outbox made before these columns existed gets them.
+    "ALTER TABLE signalhooks_outbox "
+    "ADD COLUMN IF NOT EXISTS pid integer NOT NULL DEFAULT pg_backend_pid(), "
+    "ADD COLUMN IF NOT EXISTS attempts integer NOT NULL DEFAULT 0",
+    "CREATE INDEX IF NOT EXISTS signalhooks_outbox_pid ON signalhooks_outbox (pid, id)",
+)
+#: No mark to read before a write: a session's own rows carry its backend's pid, and a
+#: later transaction of the session has higher ids than an earlier one.
+OWN_MARK = None
+#: The rows of the session's own transactions above the ids it handled already (``%s``).
+OWN_ROWS = (
+    "SELECT id, model, old, new FROM signalhooks_outbox "
+    "WHERE pid = pg_backend_pid() AND id > %s ORDER BY id"
 )
 #: The channel ``follow`` listens on: a trigger notifies it, delivered at commit.
 CHANNEL = "signalhooks_outbox"

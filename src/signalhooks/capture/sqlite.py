@@ -91,11 +91,18 @@ def drop(connection: BaseDatabaseWrapper, table: str, name: str) -> tuple[str, .
     return (f"DROP TRIGGER IF EXISTS {connection.ops.quote_name(name)}",)
 
 
-#: The transactional outbox: what rows the rules' templates need, old and new.
+#: The transactional outbox: what rows the rules' templates need, old and new, and how
+#: many deliveries of the row failed.
 OUTBOX_TABLE = (
     "CREATE TABLE IF NOT EXISTS signalhooks_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-    "model TEXT NOT NULL, old TEXT, new TEXT)"
+    "model TEXT NOT NULL, old TEXT, new TEXT, attempts INTEGER NOT NULL DEFAULT 0)",
 )
+#: The highest outbox id. Read inside a transaction before its first write, it splits the
+#: rows: SQLite has one writer at a time, so the transaction's rows are exactly those
+#: above it (AUTOINCREMENT ids only grow).
+OWN_MARK = "SELECT MAX(id) FROM signalhooks_outbox"
+#: The rows of the connection's own transactions since the mark (``%s``).
+OWN_ROWS = "SELECT id, model, old, new FROM signalhooks_outbox WHERE id > %s ORDER BY id"
 
 
 def outbox_triggers(spec: Captured, connection: BaseDatabaseWrapper) -> list[Trigger]:
