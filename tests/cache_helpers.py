@@ -12,7 +12,7 @@ from django.core.cache import caches
 from django.test import override_settings
 
 from signalhooks import retry
-from signalhooks.invalidation import tag_key
+from signalhooks.keys import tag_key
 from tests.redis_counting import CountingConnection
 from tests.redis_server import RedisServer
 
@@ -51,7 +51,7 @@ def flaky_cache():
             "CONNECTION_POOL_KWARGS": {"connection_class": CountingConnection},
         },
     }
-    retry._delivered.add("flaky")  # its store is empty: no first-flush SELECT
+    retry.mark_delivered(["flaky"])  # its store is empty: no first-flush SELECT
     try:
         with override_settings(CACHES={**settings.CACHES, "flaky": options}):
             yield server, caches["flaky"]

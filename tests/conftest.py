@@ -55,7 +55,7 @@ def cache_state_per_test():
     from signalhooks import breaker, retry
 
     breaker.reset()
-    retry._delivered.update(settings.CACHES)
+    retry.mark_delivered(settings.CACHES)
     yield
     breaker.reset()
 
@@ -127,4 +127,4 @@ def announced_users_forgotten():
     yield
     from signalhooks import users
 
-    users._announced.clear()
+    users.forget_announced()

@@ -7,7 +7,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from signalhooks import counter, post_save, pre_delete, track
 from signalhooks.checks import check_hooks, check_installed
-from signalhooks.registry import Event, Hook, registry
+from signalhooks.hooktypes import Event, Hook
+from signalhooks.registry import registry
 from tests.testapp.models import Article
 
 

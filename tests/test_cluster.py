@@ -17,7 +17,7 @@ from signalhooks import cached, invalidate, is_cached
 from signalhooks.cache import glob_escape
 from signalhooks.cluster import HASH_TAG_GLOB, slotted
 from signalhooks.epoch import EPOCH_KEY
-from signalhooks.invalidation import tag_key
+from signalhooks.keys import tag_key
 from tests.cache_helpers import ALWAYS, Renders, wait_until
 from tests.cacheapp.models import Entry
 

@@ -16,7 +16,8 @@ from signalhooks import (
     user_registered,
     user_updated,
 )
-from signalhooks.registry import Event, Hook, registry
+from signalhooks.hooktypes import Event, Hook
+from signalhooks.registry import registry
 from tests.testapp.models import Article, Tag
 
 
@@ -91,9 +92,10 @@ def test_command_without_hooks():
     assert output.startswith("No hooks registered.\n")
     # The built-in welcome mail receivers are still there.
     assert (
-        "signal:user_registered\n  user_registered   receiver signalhooks.users._welcome" in output
+        "signal:user_registered\n  user_registered   receiver signalhooks.welcome._welcome"
+        in output
     )
-    assert "receiver signalhooks.users._forget_welcome" in output
+    assert "receiver signalhooks.welcome._forget_welcome" in output
     assert list(json.loads(run("--json"))) == ["signal:user_registered", "signal:user_deleted"]
 
 
@@ -139,7 +141,7 @@ def test_command_lists_receivers_of_user_and_cache_signals():
     assert updated.endswith(source)
     assert "receiver tests.test_command.Auditor.on_deleted  [sender=auth.User]" in output
     registered = [h["name"] for h in data["signal:user_registered"]]
-    assert registered[0] == "signalhooks.users._welcome"
+    assert registered[0] == "signalhooks.welcome._welcome"
     assert registered[1].startswith("functools.partial(")  # no name: its repr
     assert len(registered) == 2  # the collected receiver is left out
     flushes = data["signal:cache_invalidated"]

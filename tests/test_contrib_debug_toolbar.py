@@ -59,7 +59,6 @@ def test_panel_shows_hooks_invalidations_counters_and_mails():
     assert any(
         hook["kind"] == "counter" and hook["model"] == "relatedapp.Reply" for hook in stats["hooks"]
     )
-    assert all(hook["ms"] >= 0 for hook in stats["hooks"])
     assert stats["flushes"][0] == {
         "cache": "default",
         "keys": ["entry:a"],

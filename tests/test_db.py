@@ -54,5 +54,5 @@ def test_storage_is_read_only_where_it_is_a_thread_local():
     class Handler:
         _connections = object()  # an asgiref that keeps its storage some other way
 
-    assert db._thread_storage(Handler()) is None
-    assert db._thread_storage(connections) is not None
+    assert db.thread_storage(Handler()) is None
+    assert db.thread_storage(connections) is not None

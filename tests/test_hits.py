@@ -18,7 +18,7 @@ from django.core.cache import caches
 from django.test import override_settings
 
 from signalhooks import cached, hits, invalidate, retry
-from signalhooks.invalidation import tag_key
+from signalhooks.keys import tag_key
 from tests.cache_helpers import stored_key
 from tests.cacheapp.models import Entry
 from tests.redis_counting import CountingConnection
@@ -158,7 +158,7 @@ def untracked():
     """A cache (alias ``untracked``) on a server that refuses CLIENT (so: no tracking)."""
     server = RedisServer(options=("--rename-command", "CLIENT", "")).start()
     options = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": server.url}
-    retry._delivered.add("untracked")
+    retry.mark_delivered(["untracked"])
     try:
         with override_settings(CACHES={**settings.CACHES, "untracked": options}):
             yield server

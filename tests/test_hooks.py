@@ -81,7 +81,6 @@ def test_hooks_models_without_hooks_get_no_receivers(django_assert_num_queries):
         signals.post_save,
         signals.pre_delete,
         signals.post_delete,
-        signals.post_init,
     ):
         assert not signal.has_listeners(Plain)
     assert signals.post_save.has_listeners(Article)

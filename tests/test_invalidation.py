@@ -62,7 +62,7 @@ def servers():
     primary.client().config_set("repl-diskless-sync-delay", 0)  # sync now, not in 5 s
     replica = RedisServer(replica_of=primary).start()
     replica.client().config_set("repl-diskless-sync-delay", 0)  # once it is the primary
-    retry._delivered.add(ALIAS)  # its store is empty: no first-flush SELECT
+    retry.mark_delivered([ALIAS])  # its store is empty: no first-flush SELECT
     try:
         with override_settings(CACHES={**settings.CACHES, ALIAS: cache_on(primary)}):
             replica.wait_in_sync()
@@ -276,7 +276,8 @@ def test_cached_on_a_demoted_primary_serves_nothing_it_lost(servers):
 )
 @pytest.mark.parametrize("cache_options", [{}, {"KEY_FUNCTION": "tests.test_wire.shouting_key"}])
 def test_flush_deletes_every_name_and_bumps_every_tag(names, cache_options):
-    from signalhooks.invalidation import Invalidation, send, tag_key
+    from signalhooks.invalidation import send
+    from signalhooks.keys import Invalidation, tag_key
 
     with override_settings(CACHES={"default": {**settings.CACHES["default"], **cache_options}}):
         cache = caches["default"]

@@ -181,7 +181,7 @@ def replicated():
         "LOCATION": [primary.url, replica.url],
         "KEY_PREFIX": "replicated",
     }
-    retry._delivered.add("replicated")
+    retry.mark_delivered(["replicated"])
     try:
         with override_settings(CACHES={**settings.CACHES, "replicated": options}):
             replica.wait_in_sync()

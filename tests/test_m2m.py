@@ -250,8 +250,8 @@ def test_m2m_changed_lazy_string_checked_when_the_registry_resolves():
 
     fresh = Registry(name="test-m2m-lazy")
     with fresh.isolated():
+        from signalhooks.hooktypes import Event, Hook
         from signalhooks.m2m import Relation
-        from signalhooks.registry import Event, Hook
 
         fresh.add(
             Hook(

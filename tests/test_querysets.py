@@ -12,7 +12,8 @@ from django.db.models.functions import Concat
 from django.test.utils import CaptureQueriesContext
 
 from signalhooks import invalidate
-from signalhooks.registry import Event, Hook, registry
+from signalhooks.hooktypes import Event, Hook
+from signalhooks.registry import registry
 from tests.cacheapp.models import Article, Entry, Writer
 
 pytestmark = pytest.mark.django_db(transaction=True)

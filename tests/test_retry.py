@@ -80,7 +80,7 @@ def test_retry_a_process_that_starts_later_delivers_on_its_first_flush(flaky):
     Entry.objects.create(title="a", slug="a")
     server.start()
     fill("entry:a", backend=backend)
-    retry._delivered.clear()  # what a new process knows: nothing delivered yet
+    retry.reset()  # what a new process knows: nothing delivered yet
     with CaptureQueriesContext(connection) as queries:
         Entry.objects.create(title="b", slug="b")
     assert present("entry:a", backend=backend) == set() and stored() == []

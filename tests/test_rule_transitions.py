@@ -151,7 +151,7 @@ def test_rule_transition_bad_input_is_refused():
 def test_rule_transition_lazy_sender_checked_when_it_resolves():
     fresh = Registry(name="test-rule-transition")
     with fresh.isolated():
-        from signalhooks.registry import Event, Hook, Transition
+        from signalhooks.hooktypes import Event, Hook, Transition
 
         fresh.add(
             Hook(

@@ -17,7 +17,8 @@ import pytest
 
 from signalhooks import cached, invalidate
 from signalhooks.epoch import EPOCH_KEY
-from signalhooks.invalidation import Invalidation, send, tag_key
+from signalhooks.invalidation import send
+from signalhooks.keys import Invalidation, tag_key
 from tests.cacheapp.models import Entry
 
 pytestmark = pytest.mark.django_db(transaction=True)

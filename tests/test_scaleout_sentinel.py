@@ -11,7 +11,8 @@ from django.core.cache import caches
 
 from signalhooks import breaker, cached, invalidate
 from signalhooks.epoch import EPOCH_KEY
-from signalhooks.invalidation import pending_retries, tag_key
+from signalhooks.invalidation import pending_retries
+from signalhooks.keys import tag_key
 from tests.cacheapp.models import Entry
 from tests.redis_topologies import SentinelTopology, wait_for
 
@@ -185,14 +186,14 @@ def epoch_on(host, port):
 
 def test_sentinel_connections_keep_redis_py_s_own_read(topology, sentinel_cache):
     # Sentinel's read turns READONLY (a demoted primary) into a reconnect to the new one.
-    from signalhooks.wire import _reads_own
+    from signalhooks.wire import reads_own
 
     invalidate(Entry, keys=["entry:{pk}"], cache="sentinel")
     Entry.objects.create(title="a", slug="a")  # a flush: the thread now holds a connection
     pool = sentinel_cache.client.get_client(write=True).connection_pool
     held = pool.__dict__["_signalhooks_held"].lease.connection
     assert type(held).__name__ == "SentinelManagedConnection"
-    assert not _reads_own(held)
+    assert not reads_own(held)
 
 
 def test_sentinel_hits_after_a_failover_track_on_the_new_primary(topology, sentinel_cache):

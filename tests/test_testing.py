@@ -87,7 +87,6 @@ def test_record_runs_on_commit_hooks_and_times_them(signalhooks_record):
     signalhooks_record.assert_hook_ran(f"{right_away.__module__}.{right_away.__qualname__}")
     [run] = [r for r in signalhooks_record.hooks if r.func is after_commit]
     assert (run.kind, run.event, run.sender, run.instance) == ("hook", "post_save", Entry, entry)
-    assert run.seconds >= 0
     with pytest.raises(AssertionError, match=r"after_commit ran 1 time\(s\), not 2; what ran"):
         signalhooks_record.assert_hook_ran(after_commit, times=2)
     with pytest.raises(AssertionError, match=r"after_commit ran 1 time\(s\)(\n|$)"):

@@ -127,11 +127,6 @@ def test_tracking_wrappers_go_when_nothing_is_tracked():
     assert Plain.from_db.__func__ is Model.from_db.__func__
 
 
-def test_tracking_needs_no_post_init_receiver():
-    track(Article, "title")
-    assert not signals.post_init.has_listeners(Article)
-
-
 # -- 2. deferred fields --------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from django.utils.http import urlsafe_base64_encode
 
 from signalhooks import user_updated
 from signalhooks.activation import ActivationTokenGenerator, activation_token
-from signalhooks.mail import check_welcome_mail
+from signalhooks.welcome import check_welcome_mail
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -17,7 +17,7 @@ from redis.exceptions import InvalidResponse, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from signalhooks.wire import Pipeline, _exchange, _reader, key_maker, pack
+from signalhooks.wire import Pipeline, exchange, key_maker, make_reader, pack
 from tests.redis_counting import CountingConnection
 
 
@@ -357,7 +357,7 @@ def raw_connection(server, protocol=2):
     """An open connection to ``server`` speaking RESP ``protocol``, and its hiredis reader."""
     connection = redis.Connection(host="127.0.0.1", port=server.port, protocol=protocol)
     connection.connect()
-    return connection, _reader(connection)
+    return connection, make_reader(connection)
 
 
 @pytest.fixture
@@ -373,7 +373,7 @@ def test_a_push_message_is_no_reply_and_errors_are_redis_py_s_classes(debug_serv
     connection, reader = raw_connection(debug_server, protocol=3)
     commands = [("DEBUG", "PROTOCOL", "push"), ("EVALSHA", "0" * 40, "0"), ("PING",)]
     sock = connection._sock
-    replies = _exchange(sock, reader, pack(connection, commands)[0], 3)
+    replies = exchange(sock, reader, pack(connection, commands)[0], 3)
     assert replies[0] == b"Some real reply following the push reply"
     assert isinstance(replies[1], NoScriptError)
     assert replies[2] == b"PONG"
@@ -387,8 +387,8 @@ def test_replies_split_at_any_byte_are_read_whole():
         theirs.sendall(reply[:cut])
         sender = threading.Timer(0.01, theirs.sendall, (reply[cut:],))
         sender.start()
-        reader = _reader(redis.Connection())
-        assert _exchange(ours, reader, b"x", 2) == [[b"abc", 7], b"OK"]
+        reader = make_reader(redis.Connection())
+        assert exchange(ours, reader, b"x", 2) == [[b"abc", 7], b"OK"]
         sender.join()
         ours.close()
         theirs.close()
@@ -411,7 +411,7 @@ def test_a_broken_reply_raises_what_redis_py_raises(sent, error, message):
     if sent:
         theirs.shutdown(socket.SHUT_WR)  # the server is done: our send still goes
     with pytest.raises(error, match=message):
-        _exchange(ours, _reader(redis.Connection()), b"x", 1)
+        exchange(ours, make_reader(redis.Connection()), b"x", 1)
     ours.close()
     theirs.close()
 
@@ -419,10 +419,10 @@ def test_a_broken_reply_raises_what_redis_py_raises(sent, error, message):
 def test_socket_errors_become_redis_connection_errors():
     ours, theirs = socket.socketpair()
     theirs.close()
-    reader = _reader(redis.Connection())
+    reader = make_reader(redis.Connection())
     with pytest.raises(RedisConnectionError, match="socket"):
         for _ in range(100):  # the first sends may still fit in the buffer
-            _exchange(ours, reader, b"x" * 65536, 1)
+            exchange(ours, reader, b"x" * 65536, 1)
     ours.close()
 
 
@@ -430,6 +430,6 @@ def test_a_send_that_times_out_raises_redis_timeout():
     ours, theirs = socket.socketpair()
     ours.settimeout(0.05)
     with pytest.raises(RedisTimeoutError, match="Timeout"):
-        _exchange(ours, _reader(redis.Connection()), b"x" * 50_000_000, 1)  # nobody reads
+        exchange(ours, make_reader(redis.Connection()), b"x" * 50_000_000, 1)  # nobody reads
     ours.close()
     theirs.close()

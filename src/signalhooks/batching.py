@@ -25,7 +25,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from .db import SAVE_END
 from .db import connection as connection_of
-from .invalidation import Invalidation, send
+from .invalidation import send
+from .keys import Invalidation
 
 
 class Batch:

@@ -23,14 +23,16 @@ from django.core.checks import CheckMessage, Error
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import DEFERRED, CompositePrimaryKey, Field, Model, QuerySet
 
-from . import breaker, cluster, hits, leases
+from . import arguments, breaker, cluster, hits, leases
+from .arguments import Fields
 from .batching import queue
 from .conf import conf
 from .epoch import EPOCH_KEY, clock_us
-from .hooks import Fields, _fields, _senders, _transition
-from .invalidation import redis_client, tag_key
+from .hooktypes import UNSET, BulkChange, Event, Hook, ModelRef, Transition
+from .invalidation import redis_client
+from .keys import tag_key
 from .leases import MISSING, Lease, backend_timeout, early_draw
-from .registry import UNSET, BulkChange, Event, Hook, ModelRef, Transition, registry
+from .registry import registry
 from .stale_reads import warn_stale_reads
 from .tracking import find_field
 
@@ -541,7 +543,7 @@ def invalidate(
     invalidate, and bulk operations and m2m changes ignore ``when=`` (they invalidate
     rather than miss).
     """
-    (sender,) = _senders("invalidate", (model,))
+    (sender,) = arguments.senders("invalidate", (model,))
     for name, values in (("keys", keys), ("tags", tags), ("patterns", patterns)):
         if isinstance(values, str):
             raise TypeError(
@@ -551,8 +553,8 @@ def invalidate(
         raise TypeError("invalidate() needs keys=, tags= or patterns= to invalidate.")
     frame = sys._getframe(1)
     source = f"{frame.f_code.co_filename}:{frame.f_lineno}"
-    changed_names = _fields("invalidate", (sender,), changed)
-    transition = _transition(
+    changed_names = arguments.fields("invalidate", (sender,), changed)
+    transition = arguments.transition(
         "invalidate",
         changed_names,
         {
@@ -608,7 +610,7 @@ def _check_now(rule: Rule) -> None:
     """
     if not apps.models_ready:
         return
-    # _senders() refused a lazy sender that names no model.
+    # arguments.senders() refused a lazy sender that names no model.
     model = apps.get_model(rule.sender) if isinstance(rule.sender, str) else rule.sender
     errors = rule.check(model)
     if errors:

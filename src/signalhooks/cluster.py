@@ -44,7 +44,7 @@ from typing import Any
 
 from .conf import conf
 from .epoch import EPOCH_KEY, EPOCH_LUA
-from .invalidation import Invalidation, tag_key
+from .keys import Invalidation, tag_key
 from .leases import MISSING, Lease, encode_or_release
 from .scripts import Script
 

@@ -22,12 +22,12 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 
-def _thread_storage(handler: Any) -> threading.local | None:
+def thread_storage(handler: Any) -> threading.local | None:
     storage = getattr(handler._connections, "_storage", None)
     return storage if isinstance(storage, threading.local) else None
 
 
-_storage = _thread_storage(connections)
+_storage = thread_storage(connections)
 
 
 def connection(using: str) -> BaseDatabaseWrapper:

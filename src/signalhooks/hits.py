@@ -51,7 +51,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from .conf import conf
 from .epoch import EPOCH_KEY, EPOCH_LUA
-from .invalidation import tag_key
+from .keys import tag_key
 from .leases import MISSING
 from .scripts import Script
 from .wire import key_maker

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import caches
@@ -35,9 +35,10 @@ from django.dispatch import Signal
 from django_redis.client import DefaultClient, ShardClient
 from redis.exceptions import NoScriptError
 
-from . import breaker, retry
+from . import breaker, cluster, retry
 from .conf import conf
 from .epoch import EPOCH_KEY, EPOCH_LUA, bump_generic, generic_epoch
+from .keys import TAG_PREFIX, Invalidation, tag_key
 from .observe import flush_failed, observers
 from .scripts import Script
 from .wire import Pipeline, key_maker, key_prefix
@@ -47,29 +48,6 @@ logger = logging.getLogger("signalhooks")
 #: Sent after each successful flush; ``sender`` is the cache alias.
 #: Keyword arguments: ``keys``, ``tags``, ``patterns`` (sorted lists of str).
 cache_invalidated = Signal()
-
-_TAG_PREFIX = "signalhooks:tag:"
-
-
-def tag_key(tag: str) -> str:
-    """Return the cache key holding the generation of ``tag``."""
-    return f"{_TAG_PREFIX}{tag}"
-
-
-@dataclass(slots=True)
-class Invalidation:
-    """Cache keys to delete, tags to bump and patterns to delete, for one cache."""
-
-    keys: set[str] = field(default_factory=set)
-    tags: set[str] = field(default_factory=set)
-    patterns: set[str] = field(default_factory=set)
-
-    def size(self) -> int:
-        return len(self.keys) + len(self.tags) + len(self.patterns)
-
-    def copy(self) -> Invalidation:
-        return Invalidation(set(self.keys), set(self.tags), set(self.patterns))
-
 
 # -- sending ------------------------------------------------------------------------------
 
@@ -118,8 +96,6 @@ def send(alias: str, invalidation: Invalidation, *, new_epoch: bool = False) -> 
         if target is not None:
             _send_django_redis(target, payload, new_epoch)
         else:
-            from . import cluster  # not at the top: cluster.py imports this module
-
             backend = caches[alias]
             if (nodes := cluster.cluster_client(backend)) is not None:
                 cluster.flush(nodes, payload, new_epoch)
@@ -199,7 +175,7 @@ def _redis_target(backend: Any) -> _RedisTarget | None:
     make_key = key_maker(client)
     epoch = make_key(EPOCH_KEY)
     prefix = key_prefix(client) or ""
-    tag_prefix = prefix and prefix + _TAG_PREFIX
+    tag_prefix = prefix and prefix + TAG_PREFIX
 
     def head(*call: str) -> tuple[str, ...]:
         return (*call, "1", epoch, prefix, tag_prefix)
@@ -285,7 +261,7 @@ def _flush_call(
     """Return one call of the flush script for ``tags`` and ``keys`` (names, not keys)."""
     if not target.key_prefix:
         make_key = target.make_key
-        tags = [make_key(f"{_TAG_PREFIX}{tag}") for tag in tags]
+        tags = [make_key(f"{TAG_PREFIX}{tag}") for tag in tags]
         keys = [make_key(key) for key in keys]
     head = target.heads[not by_sha]
     ntags, nkeys = str(len(tags)), str(len(keys))

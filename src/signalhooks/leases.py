@@ -38,7 +38,7 @@ from django_redis.client import DefaultClient
 
 from .conf import conf
 from .epoch import EPOCH_KEY, EPOCH_LUA
-from .invalidation import tag_key
+from .keys import tag_key
 from .scripts import Script
 
 #: KEYS: the epoch, then the tags' generation keys. ARGV: the key (prefixed), the

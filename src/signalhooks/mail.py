@@ -14,29 +14,27 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.core.validators import validate_email
 from django.db import IntegrityError, router, transaction
 from django.db.models import F, Model, Q
-from django.template import Context, TemplateDoesNotExist, TemplateSyntaxError
+from django.template import Context
 from django.template.backends.django import Template as DjangoTemplate
 from django.template.loader import get_template
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from .activation import activation_in_use, activation_url, current_site, host_is_configured
+from .activation import activation_url, current_site
 from .conf import conf
 from .models import WelcomeMail
-from .observe import mail_queued, observers
-from .users import email_field_name
+from .users import email_address
 
 logger = logging.getLogger("signalhooks")
 
@@ -53,11 +51,6 @@ def site_name() -> str:
         return str(conf.SITE_NAME)
     site = current_site()
     return str(site.name) if site is not None else ""
-
-
-def email_address(user: Model) -> str:
-    """Return the address of ``user`` from its model's ``EMAIL_FIELD`` ("" if none)."""
-    return str(getattr(user, email_field_name(type(user)), "") or "")
 
 
 def _render_text(name: str, context: dict[str, Any]) -> str:
@@ -115,24 +108,6 @@ def _deliver(message: EmailMultiAlternatives) -> None:
         message.send(using=conf.MAILER)  # type: ignore[call-arg, unused-ignore]
 
 
-def schedule_welcome(user_pk: Any, origin: str | None = None) -> None:
-    """Queue the welcome mail of ``user_pk`` after the current transaction commits.
-
-    ``origin``: ``"scheme://host"`` of the registering request, for absolute links.
-
-    This is all the request path pays: with a queued task backend, the enqueue (one
-    INSERT with a database backend); the delivery row, rendering and sending happen
-    in the task.
-    """
-    from .tasks import enqueue_welcome
-
-    transaction.on_commit(
-        partial(enqueue_welcome, user_pk, origin), using=router.db_for_write(WelcomeMail)
-    )
-    if observers:
-        mail_queued(user_pk)
-
-
 def keep_pending(user_pk: Any) -> None:
     """Record the welcome mail of ``user_pk`` as pending, for ``welcome --retry``."""
     _insert(WelcomeMail(user_pk=str(user_pk)))
@@ -185,28 +160,42 @@ def _claim(key: str) -> WelcomeMail | str:
     return mails.get()
 
 
-def send_welcome(user_pk: Any, origin: str | None = None) -> str:
-    """Send the welcome mail of one user unless it went out already; return the status.
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What one send of a welcome mail came to; scheduling decides from it what is next."""
+
+    status: str
+    #: On a failure: what the mail server raised, which attempt it was, when the next
+    #: one is due (``None``: out of attempts), and whether another send took over.
+    error: Exception | None = None
+    attempts: int = 0
+    retry_at: datetime | None = None
+    taken_over: bool = False
+
+
+def deliver_welcome(user_pk: Any, origin: str | None = None) -> Delivery:
+    """Send the welcome mail of one user unless it went out already; say how it went.
 
     Safe to call any number of times, concurrently too (see the module docstring). A
-    failing mail server is logged and recorded, never raised; a failed send is retried
-    automatically (:func:`signalhooks.tasks.retry_later`) until
-    ``WELCOME_MAIL_MAX_ATTEMPTS`` sends were made. ``origin`` as for :func:`render`.
+    failing mail server is recorded, never raised: the row says when the next attempt
+    is due, until ``WELCOME_MAIL_MAX_ATTEMPTS`` sends were made; queueing that attempt
+    is scheduling's job (:func:`signalhooks.tasks.send_welcome`). ``origin`` as for
+    :func:`render`.
     """
     key = str(user_pk)
     record = _claim(key)
     if isinstance(record, str):
-        return record
+        return Delivery(record)
     user = get_user_model()._default_manager.filter(pk=user_pk).first()
     if user is None:
         logger.info("signalhooks: no welcome mail for user %s: the user no longer exists", key)
         _finish(record, _Status.SKIPPED, "no such user")
-        return _Status.SKIPPED.value
+        return Delivery(_Status.SKIPPED.value)
     address = email_address(user)
     if not address:
         logger.info("signalhooks: no welcome mail for user %s: no email address", key)
         _finish(record, _Status.SKIPPED, "no email address")
-        return _Status.SKIPPED.value
+        return Delivery(_Status.SKIPPED.value)
     try:
         # An address set through the ORM is not validated: a comma would mail a second
         # address, a line break would be refused by Django at every attempt.
@@ -215,40 +204,23 @@ def send_welcome(user_pk: Any, origin: str | None = None) -> str:
         reason = f"invalid email address {address!r}: {' '.join(error.messages)}"
         logger.warning("signalhooks: no welcome mail for user %s: %s", key, reason)
         _finish(record, _Status.SKIPPED, reason)
-        return _Status.SKIPPED.value
+        return Delivery(_Status.SKIPPED.value)
     try:
         _deliver(render(user, record, origin))
     except Exception as error:
-        return _failed(record, error, origin)
+        return _failed(record, error)
     _finish(record, _Status.SENT, "")
-    return _Status.SENT.value
+    return Delivery(_Status.SENT.value)
 
 
-def _failed(record: WelcomeMail, error: Exception, origin: str | None) -> str:
-    from .tasks import retry_later
-
+def _failed(record: WelcomeMail, error: Exception) -> Delivery:
     attempts, limit = record.attempts, conf.WELCOME_MAIL_MAX_ATTEMPTS
     retry_at = None
     if attempts < limit:
         delay = conf.WELCOME_MAIL_RETRY_DELAY * 2 ** (attempts - 1)
         retry_at = timezone.now() + timedelta(seconds=delay)
-    if not _finish(record, _Status.FAILED, f"{type(error).__name__}: {error}", retry_at):
-        next_step = "another send has taken it over"
-    elif retry_at is None:
-        next_step = "out of attempts; `manage.py signalhooks welcome --retry --all` sends it"
-    else:
-        queued = retry_later(record.user_pk, retry_at, origin)
-        how = "retried automatically" if queued else "due again"
-        next_step = f"{how} at {retry_at:%Y-%m-%d %H:%M:%S %Z}"
-    logger.error(
-        "signalhooks: the welcome mail for user %s failed (attempt %d of %d); %s",
-        record.user_pk,
-        attempts,
-        limit,
-        next_step,
-        exc_info=error,
-    )
-    return _Status.FAILED.value
+    finished = _finish(record, _Status.FAILED, f"{type(error).__name__}: {error}", retry_at)
+    return Delivery(_Status.FAILED.value, error, attempts, retry_at, taken_over=not finished)
 
 
 def _finish(record: WelcomeMail, status: str, error: str, retry_at: datetime | None = None) -> bool:
@@ -277,74 +249,6 @@ def due(*, everything: bool = False) -> Q:
     return Q(status=_Status.PENDING) | failed | _lost(now)
 
 
-def retry_due(
-    *, everything: bool = False, limit: int | None = None, lost_tasks: bool = True
-) -> dict[str, str]:
-    """Send the welcome mails that are due; return ``{user pk: status}``.
-
-    Due: the rows of :func:`due`, and with ``lost_tasks`` the mails of tasks a worker
-    took and died with before it wrote their row, once older than
-    ``WELCOME_MAIL_CLAIM_TIMEOUT`` (:func:`signalhooks.tasks.lost_before_claim`; it
-    reads the task table, which has no index for it: the command's job, not each task's).
-    """
-    from .tasks import lost_before_claim
-
-    rows = WelcomeMail.objects.filter(due(everything=everything)).order_by("pk")
-    keys = list(rows.values_list("user_pk", flat=True)[:limit])
-    if lost_tasks:
-        timeout = timedelta(seconds=conf.WELCOME_MAIL_CLAIM_TIMEOUT)
-        keys += lost_before_claim(timezone.now() - timeout)
-    return {key: send_welcome(key) for key in keys}
-
-
 def forget_welcome(user_pk: Any) -> None:
     """Delete the delivery row of a deleted user: a new user given its pk gets a mail."""
     WelcomeMail.objects.filter(user_pk=str(user_pk)).delete()
-
-
-def check_welcome_mail() -> list[CheckMessage]:
-    """Report a mailer alias or a task backend that does not exist, or a broken template."""
-    from .tasks import check_task_backend
-
-    errors = check_task_backend()
-    alias = conf.MAILER
-    mailers = getattr(settings, "MAILERS", None)  # Django 6.1+
-    if alias is not None and (mailers is None or alias not in mailers):
-        errors.append(
-            Error(
-                f"SIGNALHOOKS['MAILER'] is {alias!r}, which is not in settings.MAILERS.",
-                hint=(
-                    "Use None (the default mailer) on Django 5.2, which sends through "
-                    "EMAIL_BACKEND."
-                    if mailers is None
-                    else f"Use one of: {', '.join(map(repr, mailers))}, or None."
-                ),
-                id="signalhooks.E031",
-            )
-        )
-    if not host_is_configured() and activation_in_use():
-        errors.append(
-            Warning(
-                "Activation links in welcome mails sent without a request (a user created "
-                "in the admin, a shell or a script, a retry by `manage.py signalhooks "
-                "welcome --retry`) have no scheme and host: neither SIGNALHOOKS['SITE_URL'] "
-                "nor django.contrib.sites with SITE_ID is configured.",
-                hint="Set SIGNALHOOKS['SITE_URL'] = 'https://your.domain', or install "
-                "django.contrib.sites and set SITE_ID.",
-                id="signalhooks.W033",
-            )
-        )
-    for name in (SUBJECT_TEMPLATE, TEXT_TEMPLATE, HTML_TEMPLATE):
-        try:
-            get_template(name)
-        except (TemplateDoesNotExist, TemplateSyntaxError) as error:
-            errors.append(
-                Error(
-                    f"The welcome mail template {name!r} cannot be loaded: {error}",
-                    hint="Keep 'signalhooks' in INSTALLED_APPS with APP_DIRS templates, "
-                    "or fix the project's override; SIGNALHOOKS['WELCOME_MAIL'] = False "
-                    "turns the mail off.",
-                    id="signalhooks.E032",
-                )
-            )
-    return errors

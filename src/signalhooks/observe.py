@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from django.db.models import Model
 
-    from .registry import Hook
+    from .hooktypes import Hook
 
 
 class Observer(Protocol):

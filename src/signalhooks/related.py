@@ -56,11 +56,12 @@ from django.db.models.sql.subqueries import UpdateQuery
 from django.db.models.utils import make_model_tuple
 from django.utils import timezone
 
+from . import arguments
 from .conf import conf
 from .db import connection as connection_of
-from .hooks import _senders
+from .hooktypes import BulkChange, Event, Hook, ModelRef
 from .observe import counters_moved, observers
-from .registry import BulkChange, Event, Hook, ModelRef, registry
+from .registry import registry
 from .tracking import find_field
 
 #: The values a relation reads from one child row: the foreign key first, then the
@@ -1072,7 +1073,7 @@ def _live() -> dict[tuple[tuple[str, str], str], Relation]:
 
 
 def _declare(decorator: str, child: ModelRef, fk: str, declared: Counter | Total | Touch) -> None:
-    (child,) = _senders(decorator, (child,))
+    (child,) = arguments.senders(decorator, (child,))
     if not isinstance(child, str) and (field := find_field(child, fk)) is not None:
         fk = field.name  # "post_id" and "post" are one relation
     current = _live().get((make_model_tuple(child), fk))

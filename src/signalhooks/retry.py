@@ -9,17 +9,42 @@ own failures; ``manage.py signalhooks flush`` delivers on demand.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from django.apps import apps
 from django.db import DatabaseError
+from django.db.models import Manager, Model
 
 if TYPE_CHECKING:
-    from .invalidation import Invalidation
+    from .keys import Invalidation
 
 logger = logging.getLogger("signalhooks")
 
 #: Cache aliases whose stored rows this process delivered since its last failure.
 _delivered: set[str] = set()
+
+
+def _rows() -> Manager[Model]:
+    """Return the manager of :class:`~signalhooks.models.InvalidationRetry`.
+
+    Looked up, not imported: ``signalhooks/__init__`` imports this module before
+    Django has loaded the models.
+    """
+    return apps.get_model("signalhooks", "InvalidationRetry")._default_manager
+
+
+def mark_delivered(aliases: Iterable[str]) -> None:
+    """Treat the stores of ``aliases`` as delivered: their next flush does not look.
+
+    For tests whose database starts empty, so a first flush adds no SELECT.
+    """
+    _delivered.update(aliases)
+
+
+def reset() -> None:
+    """Forget what was delivered, as a new process: every next flush looks in the store."""
+    _delivered.clear()
 
 
 def due(alias: str) -> bool:
@@ -29,13 +54,11 @@ def due(alias: str) -> bool:
 
 def store(alias: str, invalidation: Invalidation) -> None:
     """Keep ``invalidation`` for a later flush of ``alias``; never raise."""
-    from .models import InvalidationRetry
-
     _delivered.discard(alias)
     if not (invalidation.keys or invalidation.tags or invalidation.patterns):
         return
     try:
-        InvalidationRetry.objects.create(
+        _rows().create(
             cache=alias,
             keys=sorted(invalidation.keys),
             tags=sorted(invalidation.tags),
@@ -54,10 +77,8 @@ def store(alias: str, invalidation: Invalidation) -> None:
 
 def load(alias: str, into: Invalidation) -> list[int]:
     """Add what is stored for ``alias`` to ``into``; return the ids of its rows."""
-    from .models import InvalidationRetry
-
     ids: list[int] = []
-    rows = InvalidationRetry.objects.filter(cache=alias).order_by("id")
+    rows = _rows().filter(cache=alias).order_by("id")
     for pk, keys, tags, patterns in rows.values_list("id", "keys", "tags", "patterns"):
         ids.append(pk)
         into.keys.update(keys)
@@ -70,6 +91,4 @@ def delivered(alias: str, ids: list[int]) -> None:
     """Delete the rows ``ids`` of ``alias``, which a flush just sent."""
     _delivered.add(alias)
     if ids:
-        from .models import InvalidationRetry
-
-        InvalidationRetry.objects.filter(id__in=ids).delete()
+        _rows().filter(id__in=ids).delete()

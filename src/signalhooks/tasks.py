@@ -1,4 +1,8 @@
-"""The welcome mail as a task of Django's tasks framework, where there is one.
+"""Scheduling the welcome mail: a task of Django's tasks framework, where there is one.
+
+Delivery (:mod:`signalhooks.mail`) sends once and says how it went; this module
+decides what comes next: queue the task, queue a failed mail's retry for when it is
+due, or leave it to ``manage.py signalhooks welcome --retry``.
 
 Django 6.0+ has ``django.tasks``; on Django 5.2 the ``django-tasks`` backport
 provides the same API. Without either (or with ``SIGNALHOOKS["TASK_BACKEND"]`` set
@@ -9,14 +13,16 @@ from __future__ import annotations
 
 import importlib
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.apps import apps
 from django.core.checks import CheckMessage, Error
+from django.utils import timezone
 
 from .conf import conf
-from .mail import keep_pending, retry_due, send_welcome
+from .mail import Delivery, deliver_welcome, due, keep_pending
+from .models import WelcomeMail
 
 logger = logging.getLogger("signalhooks")
 
@@ -56,6 +62,39 @@ if framework is not None:  # pragma: no branch - the test dependencies provide o
 
 else:  # pragma: no cover - neither django.tasks nor django-tasks is installed
     send_welcome_mail = None
+
+
+def send_welcome(user_pk: Any, origin: str | None = None) -> str:
+    """Send the welcome mail of one user unless it went out already; return the status.
+
+    Safe to call any number of times, concurrently too. A failing mail server is
+    logged and recorded, never raised; a failed send is retried automatically
+    (:func:`retry_later`) until ``WELCOME_MAIL_MAX_ATTEMPTS`` sends were made.
+    """
+    delivery = deliver_welcome(user_pk, origin)
+    if delivery.error is not None:
+        _failed(str(user_pk), delivery, origin)
+    return delivery.status
+
+
+def _failed(key: str, delivery: Delivery, origin: str | None) -> None:
+    """Queue the retry of a failed send when one is due, and log what happens next."""
+    if delivery.taken_over:
+        next_step = "another send has taken it over"
+    elif delivery.retry_at is None:
+        next_step = "out of attempts; `manage.py signalhooks welcome --retry --all` sends it"
+    else:
+        queued = retry_later(key, delivery.retry_at, origin)
+        how = "retried automatically" if queued else "due again"
+        next_step = f"{how} at {delivery.retry_at:%Y-%m-%d %H:%M:%S %Z}"
+    logger.error(
+        "signalhooks: the welcome mail for user %s failed (attempt %d of %d); %s",
+        key,
+        delivery.attempts,
+        conf.WELCOME_MAIL_MAX_ATTEMPTS,
+        next_step,
+        exc_info=delivery.error,
+    )
 
 
 def _can_defer(alias: str | None) -> bool:
@@ -122,14 +161,30 @@ def lost_before_claim(older_than: datetime) -> list[str]:
         return []
     from django_tasks_db.models import DBTaskResult
 
-    from .models import WelcomeMail
-
     running = DBTaskResult.objects.filter(
         task_path=send_welcome_mail.module_path, status="RUNNING", started_at__lte=older_than
     )
     pks = {str(args["args"][0]) for args in running.values_list("args_kwargs", flat=True)}
     known = set(WelcomeMail.objects.filter(user_pk__in=pks).values_list("user_pk", flat=True))
     return sorted(pks - known)
+
+
+def retry_due(
+    *, everything: bool = False, limit: int | None = None, lost_tasks: bool = True
+) -> dict[str, str]:
+    """Send the welcome mails that are due; return ``{user pk: status}``.
+
+    Due: the rows of :func:`signalhooks.mail.due`, and with ``lost_tasks`` the mails of
+    tasks a worker took and died with before it wrote their row, once older than
+    ``WELCOME_MAIL_CLAIM_TIMEOUT`` (:func:`lost_before_claim`; it
+    reads the task table, which has no index for it: the command's job, not each task's).
+    """
+    rows = WelcomeMail.objects.filter(due(everything=everything)).order_by("pk")
+    keys = list(rows.values_list("user_pk", flat=True)[:limit])
+    if lost_tasks:
+        timeout = timedelta(seconds=conf.WELCOME_MAIL_CLAIM_TIMEOUT)
+        keys += lost_before_claim(timezone.now() - timeout)
+    return {key: send_welcome(key) for key in keys}
 
 
 def check_task_backend() -> list[CheckMessage]:

@@ -25,12 +25,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from django.db import connections
+
 from . import observe
+from .batching import detach
+from .invalidation import cache_invalidated
+from .users import email_address
 
 if TYPE_CHECKING:
     from django.db.models import Model
 
-    from .registry import Hook
+    from .hooktypes import Hook
 
 logger = logging.getLogger("signalhooks")
 
@@ -135,10 +140,6 @@ class SignalhooksRecord:
         record's first one and never runs here, so the block's invalidations go to a
         batch of their own, whose callback the record runs.
         """
-        from django.db import connections
-
-        from .batching import detach
-
         self._forget()
         detach(self.using)
         self._next_callback = len(connections[self.using].run_on_commit)
@@ -149,8 +150,6 @@ class SignalhooksRecord:
         Callbacks that queue more are followed. Run only in a transaction that will not
         commit (a test's): a transaction that commits would run them again.
         """
-        from django.db import connections
-
         connection = connections[self.using]
         queue: list[Any] = connection.run_on_commit  # (savepoint ids, callback, robust)
         ran = 0
@@ -253,8 +252,6 @@ class SignalhooksRecord:
         if to is not None:
             from django.contrib.auth import get_user_model
 
-            from .mail import email_address
-
             users = get_user_model()._default_manager.filter(pk__in=queued)
             addresses = sorted(email_address(u) for u in users)
             assert to in addresses, f"no welcome mail was queued to {to!r}; queued: {addresses}"
@@ -326,7 +323,6 @@ def record_signalhooks(*, using: str = "default") -> Iterator[SignalhooksRecord]
     property and assertion) and when the block ends. Outside a transaction they
     run at once, as always.
     """
-    from .invalidation import cache_invalidated
 
     record = SignalhooksRecord(using=using)
     record._start()

@@ -26,14 +26,12 @@ from weakref import WeakValueDictionary
 
 from django.apps import apps
 from django.conf import settings
-from django.core.checks import CheckMessage
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models import Model
 from django.dispatch import Signal
 
-from .activation import request_origin
-from .conf import conf
-from .registry import Event, Hook, registry
+from .hooktypes import Event, Hook
+from .registry import registry
 
 logger = logging.getLogger("signalhooks")
 audit = logging.getLogger("signalhooks.audit")
@@ -87,7 +85,14 @@ _open: WeakValueDictionary[Key, _Registration] = WeakValueDictionary()
 # through authenticate()) does not announce it again. Bounded: it only has to outlive
 # the request that registered the user.
 _announced: OrderedDict[Key, None] = OrderedDict()
-_ANNOUNCED_LIMIT = 10_000
+#: How many announced users are remembered (the oldest are forgotten first).
+ANNOUNCED_LIMIT = 10_000
+
+
+def forget_announced() -> None:
+    """Forget the users announced so far (tests whose rows went without delete signals)."""
+    with _lock:
+        _announced.clear()
 
 
 def _register(user: Model, using: str, request: Any, *, created: bool) -> None:
@@ -120,7 +125,7 @@ def _announce(registration: _Registration) -> None:
         with _lock:
             _announced.pop(registration.key, None)
             _announced[registration.key] = None
-            while len(_announced) > _ANNOUNCED_LIMIT:
+            while len(_announced) > ANNOUNCED_LIMIT:
                 _announced.popitem(last=False)
     user = registration.user
     granted = [
@@ -286,33 +291,6 @@ _SIGNAL_NAMES = {
 }
 
 
-# -- welcome mail ------------------------------------------------------------------------
-
-
-def _welcome(*, user: Model, request: Any = None, **kwargs: Any) -> None:
-    if conf.WELCOME_MAIL:
-        from .mail import schedule_welcome
-
-        # The request is gone when the mail is sent (after commit, maybe in a worker):
-        # keep its scheme and host for the activation link.
-        schedule_welcome(user.pk, request_origin(request))
-
-
-def _forget_welcome(*, user: Model, **kwargs: Any) -> None:
-    if conf.WELCOME_MAIL:
-        from .mail import forget_welcome
-
-        forget_welcome(user.pk)
-
-
-def _check(model: type[Model]) -> list[CheckMessage]:
-    if not conf.WELCOME_MAIL:
-        return []
-    from .mail import check_welcome_mail
-
-    return check_welcome_mail()
-
-
 # -- installation ------------------------------------------------------------------------
 
 _watched: frozenset[str] = frozenset()
@@ -326,6 +304,11 @@ def _user_model() -> type[Model]:
 def email_field_name(model: type[Model]) -> str:
     """Return the name of the email field of a user model (``EMAIL_FIELD``, else "email")."""
     return str(getattr(model, "EMAIL_FIELD", "email"))
+
+
+def email_address(user: Model) -> str:
+    """Return the address of ``user`` from its model's ``EMAIL_FIELD`` ("" if none)."""
+    return str(getattr(user, email_field_name(type(user)), "") or "")
 
 
 def _membership(field: Any) -> _Membership:
@@ -361,7 +344,6 @@ def install() -> None:
             raw=True,  # to recognise fixture loads; they send nothing
             track=_watched,
             label="user_registered, user_updated",
-            check=_check,
             details={"watched": sorted(_watched)},
             **common,
         )
@@ -376,8 +358,6 @@ def install() -> None:
             **common,
         )
     )
-    user_registered.connect(_welcome, dispatch_uid="signalhooks.welcome_mail")
-    user_deleted.connect(_forget_welcome, dispatch_uid="signalhooks.welcome_mail")
     try:
         from django_registration.signals import user_registered as registration_signal
     except ImportError:  # pragma: no cover - django-registration is a test dependency

@@ -27,7 +27,7 @@ The hot path — the thread's own held connection, open, without health checks, 
 class that keeps redis-py's own send and read (not Sentinel's, which turns a READONLY
 reply into a disconnect and a ``ConnectionError`` so the retry reaches the new
 primary) — writes the packed request with one ``sendall`` on the connection's socket
-and feeds what comes back to a ``hiredis.Reader`` (:func:`_exchange`). redis-py's
+and feeds what comes back to a ``hiredis.Reader`` (:func:`exchange`). redis-py's
 ``send_packed_command`` and ``read_response`` cost about 10k CPU instructions more
 per flush (``python -m benchmarks.compare_wire``), which is what keeps the autocommit
 rule save within 1.15× a plain save. What redis-py guarantees there is kept: socket
@@ -108,7 +108,7 @@ _MORE: Any = object()
 _READ_SIZE = 65536
 
 
-def _exchange(sock: Any, reader: Any, packed: bytes, count: int) -> list[Any]:
+def exchange(sock: Any, reader: Any, packed: bytes, count: int) -> list[Any]:
     """Send ``packed`` on ``sock``, a connection's socket; read ``count`` replies with ``reader``.
 
     The hot path's round trip: hiredis parses, the flush only moves the bytes, raising
@@ -138,7 +138,7 @@ def _exchange(sock: Any, reader: Any, packed: bytes, count: int) -> list[Any]:
     return replies
 
 
-def _reads_own(connection: Any) -> bool:
+def reads_own(connection: Any) -> bool:
     """Whether the hot path may send and read on ``connection``'s socket itself.
 
     Not when a health check may be due, nor when the connection's class has a send or
@@ -194,12 +194,12 @@ class Pipeline:
                 # The hot path: the thread's own connection, open.
                 try:
                     if reader is not None:
-                        replies = _exchange(connection._sock, reader, packed[0], count)
+                        replies = exchange(connection._sock, reader, packed[0], count)
                     else:
                         replies = _round_trip(connection, packed, count)
                 except RedisConnectionError:
                     if reader is not None:  # it may hold the start of a reply
-                        lease.reader = _reader(connection)  # type: ignore[union-attr]
+                        lease.reader = make_reader(connection)  # type: ignore[union-attr]
                     # Closed by the server since the last flush (restart, idle timeout,
                     # CLIENT KILL), or a Sentinel connection that met a demoted primary:
                     # what the pool's check before lending finds out. Open it anew and
@@ -262,8 +262,8 @@ class _Lease:
         self.pool = weakref.ref(pool)
         self.connection = connection
         self.pid = os.getpid()
-        #: The hiredis reader of the hot path, None where redis-py reads (_reads_own).
-        self.reader = _reader(connection) if _reads_own(connection) else None
+        #: The hiredis reader of the hot path, None where redis-py reads (reads_own).
+        self.reader = make_reader(connection) if reads_own(connection) else None
 
     def give_back(self, getpid: Callable[[], int] = os.getpid) -> None:
         pool = self.pool()
@@ -275,7 +275,7 @@ class _Lease:
     __del__ = give_back
 
 
-def _reader(connection: Any) -> Any:
+def make_reader(connection: Any) -> Any:
     # The connection's parser maps error replies to redis-py's classes (NoScriptError …).
     return hiredis.Reader(
         protocolError=InvalidResponse,

@@ -35,7 +35,8 @@ from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 
 from signalhooks.batching import collecting, current
-from signalhooks.invalidation import Invalidation, send
+from signalhooks.invalidation import send
+from signalhooks.keys import Invalidation
 
 from .install import VENDORS
 from .outbox import hand_over, remove

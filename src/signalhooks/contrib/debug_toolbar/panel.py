@@ -24,7 +24,7 @@ from signalhooks.invalidation import cache_invalidated
 if TYPE_CHECKING:
     from django.db.models import Model
 
-    from signalhooks.registry import Hook
+    from signalhooks.hooktypes import Hook
 
 #: Its own engine: the panel works without being in INSTALLED_APPS.
 _ENGINE = Engine(dirs=[str(Path(__file__).resolve().parent / "templates")])

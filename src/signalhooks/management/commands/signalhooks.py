@@ -13,11 +13,19 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 from django.dispatch import Signal
 
-from signalhooks.invalidation import cache_invalidated
-from signalhooks.registry import Event, Hook, registry
+from signalhooks.capture.install import status
+from signalhooks.capture.outbox import deliver, wait
+from signalhooks.hooktypes import Event, Hook
+from signalhooks.invalidation import cache_invalidated, pending_retries, send
+from signalhooks.keys import Invalidation
+from signalhooks.models import WelcomeMail
+from signalhooks.registry import registry
+from signalhooks.related import counted_models, kept_fields, recount
+from signalhooks.tasks import retry_due
 from signalhooks.users import user_deleted, user_registered, user_updated
 
 _EVENT_ORDER = {event: index for index, event in enumerate(Event)}
@@ -214,10 +222,6 @@ class Command(BaseCommand):
         self.list_hooks(as_json=options["json"])
 
     def follow(self, using: str, *, once: bool, interval: float, rounds: int | None) -> None:
-        from django.core.exceptions import ImproperlyConfigured
-
-        from signalhooks.capture.outbox import deliver, wait
-
         delivered = waits = 0
         while True:
             try:
@@ -232,8 +236,6 @@ class Command(BaseCommand):
         self.stdout.write(f"{delivered} change(s) delivered from the outbox of {using!r}.")
 
     def triggers(self, using: str) -> None:
-        from signalhooks.capture.install import status
-
         states = status(using)
         if not states:
             self.stdout.write(
@@ -252,9 +254,6 @@ class Command(BaseCommand):
             )
 
     def welcome(self, *, retry: bool, everything: bool) -> None:
-        from signalhooks.mail import retry_due
-        from signalhooks.models import WelcomeMail
-
         failed = []
         if retry:
             for user_pk, status in retry_due(everything=everything).items():
@@ -272,10 +271,6 @@ class Command(BaseCommand):
             )
 
     def flush(self, aliases: list[str] | None, *, new_epoch: bool) -> None:
-        from django.conf import settings
-
-        from signalhooks.invalidation import Invalidation, pending_retries, send
-
         failed = []
         for alias in aliases or list(settings.CACHES):
             if alias not in settings.CACHES:
@@ -291,8 +286,6 @@ class Command(BaseCommand):
             raise CommandError(f"Could not reach {', '.join(map(repr, failed))}.")
 
     def recount(self, labels: list[str], *, using: str | None) -> None:
-        from signalhooks.related import counted_models, kept_fields, recount
-
         try:
             models = [apps.get_model(label) for label in labels] or counted_models()
         except (LookupError, ValueError) as error:
