@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from allauth.account.signals import user_signed_up
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.contrib.sites.models import Site
 from django.core import mail
@@ -159,6 +160,9 @@ def test_activation_link_without_a_known_host_is_a_system_check_warning():
             assert check_welcome_mail() == []
         with override_settings(ROOT_URLCONF="tests.usersapp.urls"):
             assert check_welcome_mail() == []  # no activation links at all
+        with override_settings():
+            del settings.ROOT_URLCONF  # a worker's settings: no URLs at all
+            assert check_welcome_mail() == []
     assert check_welcome_mail() == []  # the Site (SITE_ID) gives the host
 
 

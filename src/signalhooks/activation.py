@@ -72,6 +72,8 @@ def host_is_configured() -> bool:
 
 def activation_in_use() -> bool:
     """Tell whether the project includes ``signalhooks.urls`` (activation links are made)."""
+    if not getattr(settings, "ROOT_URLCONF", None):
+        return False  # no URLs at all (a worker's or a script's settings): nothing to reverse
     try:
         reverse("signalhooks:activate", kwargs={"uidb64": "x", "token": "x-x"})
     except NoReverseMatch:
