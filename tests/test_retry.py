@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
-from django.test import override_settings
+from django.test import modify_settings, override_settings
 from django.test.utils import CaptureQueriesContext
 
 from signalhooks import cached, invalidate, retry
@@ -222,3 +222,11 @@ def test_retry_rows_that_cannot_be_deleted_are_sent_again_later(flaky, caplog):
                 cursor.execute("DROP FUNCTION keep_rows()")
     assert "could not clear the retry store of cache 'flaky'" in caplog.text
     assert pending_retries("flaky") == 1  # delivered, and sent again next time: harmless
+
+
+def test_retry_store_read_while_installed_apps_leave_signalhooks_out():
+    # A test that overrides INSTALLED_APPS (Django's own suite does) still saves rows
+    # with hooks: a flush then reads the retry store of a model Django still has.
+    InvalidationRetry.objects.create(cache="default", keys=["k"])
+    with modify_settings(INSTALLED_APPS={"remove": ["signalhooks"]}):
+        assert pending_retries("default") == 1

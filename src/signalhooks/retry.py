@@ -29,9 +29,11 @@ def _rows() -> Manager[Model]:
     """Return the manager of :class:`~signalhooks.models.InvalidationRetry`.
 
     Looked up, not imported: ``signalhooks/__init__`` imports this module before
-    Django has loaded the models.
+    Django has loaded the models. ``get_registered_model``, not ``get_model``: a test
+    may override ``INSTALLED_APPS`` without signalhooks while hooks still run (Django's
+    own suite does), and the model stays registered all the same.
     """
-    return apps.get_model("signalhooks", "InvalidationRetry")._default_manager
+    return apps.get_registered_model("signalhooks", "InvalidationRetry")._default_manager
 
 
 def mark_delivered(aliases: Iterable[str]) -> None:
