@@ -54,8 +54,13 @@ chromium: venv
 # 100% of src/), the sample project's own tests, and the benchmarks with timing off
 # so they never rot.
 # Nothing here writes into the tree: the screenshots are `make screenshots`.
+# 100% branch coverage is required of the SQLite run (the default). Database capture has
+# code for each vendor, so a run on another database (DATABASE_URL) reports its coverage
+# without requiring it: the SQLite-only paths cannot run there.
+COV_FAIL_UNDER := $(if $(DATABASE_URL),--cov-fail-under=0,)
+
 test: venv check-redis chromium
-	$(PY) -m pytest tests --cov --cov-report=term-missing $(PYTEST_ARGS)
+	$(PY) -m pytest tests --cov --cov-report=term-missing $(COV_FAIL_UNDER) $(PYTEST_ARGS)
 	@if [ -d sample_project ]; then set -x; $(PY) -m pytest sample_project --ds=sample_project.settings -p no:cov -rs $(PYTEST_ARGS); fi
 	@if [ -d benchmarks ] && ls benchmarks/bench_*.py >/dev/null 2>&1; then set -x; $(PY) -m pytest benchmarks --ds=benchmarks.settings -p no:cov --benchmark-disable $(PYTEST_ARGS); fi
 
