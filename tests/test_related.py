@@ -585,7 +585,12 @@ def _update_from_an_old_sqlite(monkeypatch):
         if hasattr(features, "can_return_rows_from_update")
         else "can_return_columns_from_insert"
     )
-    monkeypatch.setattr(features, flag, False)
+    # A plain attribute or a cached_property is set on the instance; Django 6.0 makes the
+    # flag a property, which only the class can replace.
+    if isinstance(getattr(type(features), flag, None), property):
+        monkeypatch.setattr(type(features), flag, False)
+    else:
+        monkeypatch.setattr(features, flag, False)
 
 
 @pytest.mark.parametrize("returning", [True, False], ids=["returning", "old-sqlite"])
