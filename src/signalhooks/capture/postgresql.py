@@ -50,18 +50,11 @@ def _update(d: Dialect, target: Target, fk: str, sources: list[tuple[str, str]])
     ]
     rows = " UNION ALL ".join(selects)
     sums = "".join(f", SUM(x.{a}) AS {a}" for a in amounts)
-    sets = [
-        f"{q(s.column)} = {d.moved(f'p.{q(s.column)}', f'd.{a}', s)}"
-        for s, a in zip(target.summed, amounts, strict=True)
-    ]
-    sets.extend(f"{q(column)} = {d.touch(is_datetime)}" for column, is_datetime in target.touches)
-    condition = f"p.{q(target.key)} = d.k"
-    if not target.touches:  # nothing to write when no amount moved
-        condition += " AND (" + " OR ".join(f"d.{a} <> 0" for a in amounts) + ")"
+    sets, moved = d.assignments(target, [f"d.{a}" for a in amounts], current="p.")
     return (
-        f"UPDATE {q(target.table)} AS p SET {', '.join(sets)} "
+        f"UPDATE {q(target.table)} AS p SET {sets} "
         f"FROM (SELECT x.k{sums} FROM ({rows}) AS x WHERE x.k IS NOT NULL GROUP BY x.k) AS d "
-        f"WHERE {condition};"
+        f"WHERE p.{q(target.key)} = d.k{moved};"
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from .spec import Condition, Summed, Unsupported
+from .spec import Condition, Summed, Target, Unsupported
 
 #: Every trigger (and PostgreSQL trigger function) we create has a name starting so:
 #: what install() may drop, and nothing else.
@@ -91,6 +91,20 @@ class Dialect:
 
     def touch(self, is_datetime: bool) -> str:
         return self.now if is_datetime else self.today
+
+    def assignments(self, target: Target, deltas: list[str], current: str = "") -> tuple[str, str]:
+        """Return the parent UPDATE's SET list for ``deltas`` (its columns read as
+        ``current`` + column) and the condition that skips it when no amount moved ("" when
+        it touches a date, which changes anyway)."""
+        q = self.quote
+        sets = [
+            f"{q(s.column)} = {self.moved(current + q(s.column), delta, s)}"
+            for s, delta in zip(target.summed, deltas, strict=True)
+        ]
+        sets.extend(f"{q(column)} = {self.touch(dated)}" for column, dated in target.touches)
+        if target.touches:
+            return ", ".join(sets), ""
+        return ", ".join(sets), " AND (" + " OR ".join(f"{d} <> 0" for d in deltas) + ")"
 
 
 def named(table: str, event: str, sql: tuple[str, ...]) -> Trigger:

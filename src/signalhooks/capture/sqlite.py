@@ -31,15 +31,8 @@ def dialect(connection: BaseDatabaseWrapper) -> Dialect:
 
 def _update(d: Dialect, target: Target, deltas: list[str], key: str, when: str) -> str:
     q = d.quote
-    sets = [
-        f"{q(s.column)} = {d.moved(q(s.column), delta, s)}"
-        for s, delta in zip(target.summed, deltas, strict=True)
-    ]
-    sets.extend(f"{q(column)} = {d.touch(is_datetime)}" for column, is_datetime in target.touches)
-    condition = f"{q(target.key)} = {key}{when}"
-    if not target.touches:  # nothing to write when no amount moved
-        condition += " AND (" + " OR ".join(f"{delta} <> 0" for delta in deltas) + ")"
-    return f"UPDATE {q(target.table)} SET {', '.join(sets)} WHERE {condition};"
+    sets, moved = d.assignments(target, deltas)
+    return f"UPDATE {q(target.table)} SET {sets} WHERE {q(target.key)} = {key}{when}{moved};"
 
 
 def triggers(spec: TableSpec, connection: BaseDatabaseWrapper) -> list[Trigger]:
